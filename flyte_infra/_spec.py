@@ -1,0 +1,40 @@
+"""Pydantic base for user-facing specs: validation errors become one-line messages naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidSpecError
+
+
+def describe_validation_error(error: ValidationError) -> tuple[str, str]:
+    """The (field, problem) of the first error, e.g. ("resources.cpu", "'lots' is not a ...")."""
+    first = error.errors(include_url=False)[0]
+    field = ""
+    for part in first["loc"]:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif not part.startswith("function-"):
+            field += f".{part}" if field else part
+    field = field or "value"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return field, message
+
+
+class SpecModel(BaseModel):
+    """A model whose construction errors name what was being built and the offending field."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            field, problem = describe_validation_error(error)
+            raise InvalidSpecError(self._spec_owner(data), field, problem) from None
+
+    @classmethod
+    def _spec_owner(cls, data: dict[str, Any]) -> str:
+        return cls.__name__

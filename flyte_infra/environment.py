@@ -1,0 +1,224 @@
+"""TaskEnvironment: the image, packages and compute that a group of tasks run with."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from packaging.requirements import InvalidRequirement, Requirement
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from ._spec import SpecModel
+from .errors import InvalidSpecError
+from .resources import Resources
+from .task import Task
+
+__all__ = ["DEFAULT_IMAGE", "Secret", "TaskEnvironment"]
+
+R = TypeVar("R")
+
+DEFAULT_IMAGE = "python:3.11-slim-bookworm"
+"""Base image of an environment that names none."""
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _dns1123_label(value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
+            "with a letter or digit, at most 63 characters), e.g. 'train-gpu'"
+        )
+    return value
+
+
+class Secret(SpecModel):
+    """A secret exposed to the worker as an environment variable.
+
+    It is read from the Kubernetes Secret `group` (default: `key`) at data key `key`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    group: str | None = None
+    as_env_var: str | None = None
+
+    @property
+    def secret_name(self) -> str:
+        return _dns1123_label((self.group or self.key).lower().replace("_", "-"))
+
+    @property
+    def env_var(self) -> str:
+        return self.as_env_var or re.sub(r"[^A-Za-z0-9_]", "_", self.key).upper()
+
+
+class TaskEnvironment(SpecModel):
+    """An image (base + pip packages), its compute, and the tasks that run in it.
+
+    `depends_on` names the environments whose tasks this one calls: they are deployed first, and this
+    environment's packages must cover theirs. It orders deployment only; it never makes a task wait.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    name: str
+    image: str = DEFAULT_IMAGE
+    packages: list[str] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    depends_on: list[TaskEnvironment] = Field(default_factory=list)
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    secrets: list[Secret] = Field(default_factory=list)
+    description: str | None = None
+
+    _tasks: dict[str, Task[Any]] = PrivateAttr(default_factory=dict)
+    _defined_at: str = PrivateAttr(default="<unknown>")
+
+    def __init__(self, name: str, image: str = DEFAULT_IMAGE, **fields: Any) -> None:
+        super().__init__(name=name, image=image, **fields)
+        self._defined_at = _caller_location()
+        self._check_dependencies(self.depends_on)
+
+    @classmethod
+    def _spec_owner(cls, data: dict[str, Any]) -> str:
+        return f"TaskEnvironment '{data.get('name', '?')}'"
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _dns1123_label(value)
+
+    @field_validator("image")
+    @classmethod
+    def _check_image(cls, value: str) -> str:
+        if not value or any(char.isspace() for char in value):
+            raise ValueError(f"'{value}' is not an image reference (e.g. python:3.11-slim-bookworm)")
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _check_packages(cls, value: list[str]) -> list[str]:
+        for index, package in enumerate(value):
+            try:
+                Requirement(package)
+            except InvalidRequirement as error:
+                reason = str(error).splitlines()[0]
+                raise ValueError(f"[{index}] '{package}' is not a PEP 508 requirement: {reason}") from None
+        return value
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _check_depends_on(cls, value: Any) -> Any:
+        for index, item in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+            if not isinstance(item, TaskEnvironment):
+                raise ValueError(f"[{index}] expected a TaskEnvironment, got {type(item).__name__} {item!r}")
+        return list(value)
+
+    @field_validator("env_vars")
+    @classmethod
+    def _check_env_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_VAR.match(key):
+                raise ValueError(f"'{key}' is not an environment variable name")
+        return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [Secret(key=item) if isinstance(item, str) else item for item in value]
+        return value
+
+    # Identity semantics: two environments are the same only if they are the same object.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        deps = ", ".join(env.name for env in self.depends_on)
+        return f"TaskEnvironment(name={self.name!r}, image={self.image!r}, depends_on=[{deps}])"
+
+    __str__ = __repr__
+
+    @property
+    def tasks(self) -> dict[str, Task[Any]]:
+        """The tasks registered on this environment, by name."""
+        return dict(self._tasks)
+
+    @property
+    def defined_at(self) -> str:
+        """`file:line` of the statement that created this environment."""
+        return self._defined_at
+
+    def add_dependency(self, *environments: TaskEnvironment) -> None:
+        """Add environments to depends_on; repeats are ignored, and an environment cannot depend on itself."""
+        self._check_dependencies(environments)
+        for environment in environments:
+            if not any(environment is existing for existing in self.depends_on):
+                self.depends_on.append(environment)
+
+    def _check_dependencies(self, environments: Any) -> None:
+        for index, environment in enumerate(environments):
+            if not isinstance(environment, TaskEnvironment):
+                raise InvalidSpecError(
+                    f"TaskEnvironment '{self.name}'",
+                    f"depends_on[{index}]",
+                    f"expected a TaskEnvironment, got {type(environment).__name__}",
+                )
+            if environment is self:
+                raise InvalidSpecError(
+                    f"TaskEnvironment '{self.name}'", "depends_on", "an environment cannot depend on itself"
+                )
+
+    def clone_with(self, **changes: Any) -> TaskEnvironment:
+        """A new environment with these fields changed and no tasks (give it a new `name`)."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            raise InvalidSpecError(
+                f"TaskEnvironment '{self.name}'",
+                "clone_with",
+                f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
+            )
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        fields["depends_on"] = list(self.depends_on)
+        fields.update(changes)
+        return TaskEnvironment(**fields)
+
+    @overload
+    def task(self, func: Callable[..., R], /) -> Task[R]: ...
+
+    @overload
+    def task(self) -> Callable[[Callable[..., R]], Task[R]]: ...
+
+    def task(self, func: Callable[..., R] | None = None, /) -> Any:
+        """Register a sync or async function as a task of this environment: `@env.task` or `@env.task()`."""
+
+        def register(function: Callable[..., R]) -> Task[R]:
+            if not callable(function):
+                raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "task", f"{function!r} is not callable")
+            task = Task(function, self)
+            if task.name in self._tasks:
+                raise InvalidSpecError(
+                    f"TaskEnvironment '{self.name}'", "task", f"a task named '{task.name}' is already registered"
+                )
+            self._tasks[task.name] = task
+            return task
+
+        return register if func is None else register(func)
+
+
+def _caller_location() -> str:
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIR) and "pydantic" not in filename:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"

@@ -1,0 +1,53 @@
+"""Errors raised by flyte-infra; each one is a one-line message a user can act on."""
+
+from __future__ import annotations
+
+
+class FlyteInfraError(Exception):
+    """Base of every error flyte-infra reports to a user (printed without a traceback)."""
+
+
+class InvalidSpecError(FlyteInfraError, ValueError):
+    """A TaskEnvironment or Resources was given a value that does not validate.
+
+    `subject` names what was being built (`TaskEnvironment 'train'`, `Resources`).
+    """
+
+    def __init__(self, subject: str, field: str, problem: str) -> None:
+        self.subject = subject
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{subject}: {field}: {problem}")
+
+
+class GraphError(FlyteInfraError):
+    """The environments do not form a valid dependency graph (duplicate names, cycles)."""
+
+
+class DuplicateEnvironmentError(GraphError):
+    """Two different environments share one name."""
+
+
+class CycleError(GraphError):
+    """depends_on forms a cycle; `cycle` lists the names along it, first name repeated last."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(f"dependency cycle: {' -> '.join(cycle)}")
+
+
+class LoadError(FlyteInfraError):
+    """A user module could not be imported, or defines no environments."""
+
+
+class PreflightError(FlyteInfraError):
+    """Preflight found errors; nothing may be deployed. `findings` holds all of them."""
+
+    def __init__(self, findings: list) -> None:  # list[Finding]; typed loosely to avoid a cycle
+        self.findings = findings
+        lines = "\n".join(f"  - {finding}" for finding in findings)
+        super().__init__(f"preflight failed with {len(findings)} finding(s):\n{lines}")
+
+
+class RemoteTaskError(FlyteInfraError):
+    """A task call to another environment's worker failed."""

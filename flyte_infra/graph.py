@@ -1,0 +1,111 @@
+"""The dependency graph of environments: discovery, validation, deploy order and parallel waves."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from .environment import TaskEnvironment
+from .errors import CycleError, DuplicateEnvironmentError
+
+__all__ = ["EnvironmentGraph", "build_graph", "discover"]
+
+
+def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
+    """Every environment reachable from `roots` through depends_on, roots first, each once.
+
+    Raises DuplicateEnvironmentError when two different environments share a name.
+    """
+    found: dict[str, TaskEnvironment] = {}
+    stack = list(reversed(list(roots)))
+    while stack:
+        environment = stack.pop()
+        known = found.get(environment.name)
+        if known is environment:
+            continue
+        if known is not None:
+            raise DuplicateEnvironmentError(
+                f"two environments are named '{environment.name}': one defined at {known.defined_at}, "
+                f"the other at {environment.defined_at}; give each a unique name "
+                "(clone_with(name=...) for a copy)"
+            )
+        found[environment.name] = environment
+        stack.extend(reversed(environment.depends_on))
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class EnvironmentGraph:
+    """Environments by name, their edges, and the order in which to deploy them."""
+
+    environments: dict[str, TaskEnvironment]
+    dependencies: dict[str, tuple[str, ...]]
+    waves: tuple[tuple[str, ...], ...]
+    """Groups that can deploy in parallel; every environment comes after all it depends on."""
+
+    @property
+    def order(self) -> list[str]:
+        """A deploy order: dependencies before the environments that depend on them."""
+        return [name for wave in self.waves for name in wave]
+
+    @cached_property
+    def _dependents_index(self) -> dict[str, tuple[str, ...]]:
+        index: dict[str, list[str]] = {name: [] for name in self.environments}
+        for name, dependencies in self.dependencies.items():
+            for dependency in dependencies:
+                index[dependency].append(name)
+        return {name: tuple(sorted(names)) for name, names in index.items()}
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """Environments that list `name` directly in depends_on."""
+        return self._dependents_index[name]
+
+    def closure(self, name: str) -> set[str]:
+        """Every environment `name` depends on, directly or through others."""
+        return self._reachable(name, self.dependencies)
+
+    def dependent_closure(self, name: str) -> set[str]:
+        """Every environment that depends on `name`, directly or through others."""
+        return self._reachable(name, self._dependents_index)
+
+    @staticmethod
+    def _reachable(start: str, edges: dict[str, tuple[str, ...]]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(edges[start])
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(edges[name])
+        return seen
+
+
+def build_graph(roots: Iterable[TaskEnvironment]) -> EnvironmentGraph:
+    """Discover the environments from `roots` and order them; raises on duplicate names and cycles."""
+    environments = {environment.name: environment for environment in discover(roots)}
+    dependencies = {
+        name: tuple(dependency.name for dependency in environment.depends_on)
+        for name, environment in environments.items()
+    }
+    sorter = graphlib.TopologicalSorter(dependencies)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        raise CycleError(_readable_cycle(error.args[1])) from None
+    waves = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        waves.append(tuple(ready))
+        sorter.done(*ready)
+    return EnvironmentGraph(environments, dependencies, tuple(waves))
+
+
+def _readable_cycle(cycle: list[str]) -> list[str]:
+    """graphlib reports a cycle against the depends_on direction; turn it to read `a -> b` as
+    "a depends on b", starting at its alphabetically first name."""
+    nodes = list(reversed(cycle[:-1]))
+    start = nodes.index(min(nodes))
+    nodes = nodes[start:] + nodes[:start]
+    return [*nodes, nodes[0]]

@@ -1,0 +1,209 @@
+"""Package coverage: does a parent environment's package list satisfy a child's?
+
+Names are compared after PEP 503 normalisation; markers are evaluated for the image's platform
+(Linux, the running CPython version); version specifiers are compared as intervals with `packaging`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import Specifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["CoverageProblem", "coverage_problems", "requirements_by_name"]
+
+_TARGET_ENVIRONMENT: dict[str, str] = {
+    **default_environment(),
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "extra": "",
+}
+
+
+@dataclass(frozen=True)
+class CoverageProblem:
+    """One child requirement the parent does not satisfy."""
+
+    severity: str  # "error" | "warning"
+    package: str
+    problem: str
+    fix: str
+
+
+@lru_cache(maxsize=None)
+def requirements_by_name(packages: tuple[str, ...]) -> dict[str, Requirement]:
+    """The requirements that apply on the target platform, merged per normalised name."""
+    merged: dict[str, Requirement] = {}
+    for text in packages:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate(_TARGET_ENVIRONMENT):
+            continue
+        requirement.marker = None
+        name = canonicalize_name(requirement.name)
+        if name in merged:
+            known = merged[name]
+            known.specifier = known.specifier & requirement.specifier
+            known.extras |= requirement.extras
+            known.url = known.url or requirement.url
+        else:
+            merged[name] = requirement
+    return merged
+
+
+@lru_cache(maxsize=None)
+def coverage_problems(parent: tuple[str, ...], child: tuple[str, ...]) -> tuple[CoverageProblem, ...]:
+    """Why the `parent` package list does not cover the `child` one (empty when it does)."""
+    have = requirements_by_name(parent)
+    problems = []
+    for name, needed in requirements_by_name(child).items():
+        present = have.get(name)
+        if present is None:
+            problems.append(CoverageProblem("error", name, f"missing (needs '{needed}')", f"add '{needed}'"))
+            continue
+        missing_extras = needed.extras - present.extras
+        if missing_extras:
+            extras = ",".join(sorted(present.extras | needed.extras))
+            problems.append(
+                CoverageProblem(
+                    "error",
+                    name,
+                    f"has '{present}' without extra(s) {', '.join(sorted(missing_extras))} (needs '{needed}')",
+                    f"use '{name}[{extras}]{present.specifier}'",
+                )
+            )
+        if needed.url and needed.url != present.url:
+            problems.append(
+                CoverageProblem("error", name, f"has '{present}', needs '{needed}'", f"use '{needed}'")
+            )
+            continue
+        problem = _specifier_problem(name, present.specifier, needed.specifier)
+        if problem is not None:
+            problems.append(problem)
+    return tuple(problems)
+
+
+def _specifier_problem(name: str, have: SpecifierSet, need: SpecifierSet) -> CoverageProblem | None:
+    if not need:
+        return None
+    pin = _pinned_version(have)
+    if pin is not None:
+        if need.contains(pin, prereleases=True):
+            return None
+        return CoverageProblem(
+            "error",
+            name,
+            f"pinned to {have}, which the dependency's '{name}{need}' rejects",
+            f"pin a version that satisfies '{need}'",
+        )
+    have_range, need_range = _Range.of(have), _Range.of(need)
+    if have_range is None or need_range is None:
+        return None  # a specifier the interval model cannot express: packaging checks the pin case only
+    if have_range.intersect(need_range).is_empty():
+        return CoverageProblem(
+            "error",
+            name,
+            f"'{name}{have}' and the dependency's '{name}{need}' have no version in common",
+            f"require '{name}{need}'",
+        )
+    if not have_range.within(need_range):
+        return CoverageProblem(
+            "warning",
+            name,
+            f"'{name}{have}' admits versions the dependency's '{name}{need}' rejects",
+            f"narrow it to '{name}{need}' or pin a version",
+        )
+    return None
+
+
+def _pinned_version(specifiers: SpecifierSet) -> Version | None:
+    for specifier in specifiers:
+        if specifier.operator in ("==", "===") and not specifier.version.endswith(".*"):
+            try:
+                return Version(specifier.version)
+            except InvalidVersion:
+                return None
+    return None
+
+
+Bound = tuple[Version, bool]  # (version, inclusive)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """An interval of versions: `lower`/`upper` are None when unbounded."""
+
+    lower: Bound | None = None
+    upper: Bound | None = None
+
+    @classmethod
+    def of(cls, specifiers: SpecifierSet) -> _Range | None:
+        result = cls()
+        for specifier in specifiers:
+            piece = cls._of_one(specifier)
+            if piece is None:
+                if specifier.operator == "!=":
+                    continue  # a hole: it narrows the range by one version, which ranges ignore
+                return None
+            result = result.intersect(piece)
+        return result
+
+    @classmethod
+    def _of_one(cls, specifier: Specifier) -> _Range | None:
+        operator, text = specifier.operator, specifier.version
+        try:
+            if text.endswith(".*"):
+                prefix = Version(text[:-2])
+                if operator != "==":
+                    return None
+                return cls((prefix, True), (_bump(prefix.release, len(prefix.release) - 1), False))
+            version = Version(text)
+        except InvalidVersion:
+            return None
+        if operator == ">=":
+            return cls(lower=(version, True))
+        if operator == ">":
+            return cls(lower=(version, False))
+        if operator == "<=":
+            return cls(upper=(version, True))
+        if operator == "<":
+            return cls(upper=(version, False))
+        if operator in ("==", "==="):
+            return cls((version, True), (version, True))
+        if operator == "~=":
+            return cls((version, True), (_bump(version.release, len(version.release) - 2), False))
+        return None
+
+    def intersect(self, other: _Range) -> _Range:
+        return _Range(_tighter(self.lower, other.lower, lower=True), _tighter(self.upper, other.upper, lower=False))
+
+    def is_empty(self) -> bool:
+        if self.lower is None or self.upper is None:
+            return False
+        (low, low_inclusive), (high, high_inclusive) = self.lower, self.upper
+        return low > high or (low == high and not (low_inclusive and high_inclusive))
+
+    def within(self, other: _Range) -> bool:
+        return self.intersect(other) == self
+
+
+def _tighter(first: Bound | None, second: Bound | None, *, lower: bool) -> Bound | None:
+    if first is None or second is None:
+        return first or second
+    if first[0] != second[0]:
+        pick_first = first[0] > second[0] if lower else first[0] < second[0]
+        return first if pick_first else second
+    return (first[0], first[1] and second[1])
+
+
+def _bump(release: tuple[int, ...], index: int) -> Version:
+    """The first version past a release prefix: _bump((1, 4, 2), 1) -> 1.5."""
+    index = max(index, 0)
+    parts = list(release[: index + 1])
+    parts[index] += 1
+    return Version(".".join(map(str, parts)) + ".dev0")

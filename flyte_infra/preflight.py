@@ -1,0 +1,159 @@
+"""Preflight: every check that must pass before anything is deployed, reported together."""
+
+from __future__ import annotations
+
+import dis
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .environment import TaskEnvironment
+from .errors import CycleError, PreflightError
+from .graph import EnvironmentGraph, build_graph, discover
+from .packages import coverage_problems
+from .task import Task
+
+__all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: which environment, what (a package, a task, depends_on), why, and the fix."""
+
+    severity: str  # "error" | "warning"
+    environment: str
+    subject: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.environment}: {self.subject}: {self.message}; fix: {self.fix}"
+
+
+@dataclass
+class PreflightReport:
+    """All findings, and the graph when the environments form one."""
+
+    graph: EnvironmentGraph | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_errors(self) -> EnvironmentGraph:
+        """The graph, or PreflightError carrying every error."""
+        if self.errors or self.graph is None:
+            raise PreflightError(self.errors)
+        return self.graph
+
+
+def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
+    """Check the environments reachable from `roots`: the graph, package coverage, cross-env calls.
+
+    Duplicate names raise DuplicateEnvironmentError at once (nothing else can be named reliably).
+    """
+    environments = discover(roots)
+    findings: list[Finding] = []
+    graph: EnvironmentGraph | None
+    try:
+        graph = build_graph(environments)
+    except CycleError as cycle:
+        graph = None
+        findings.append(
+            Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
+        )
+    findings.extend(_package_findings(environments))
+    findings.extend(_call_findings(environments, graph))
+    return PreflightReport(graph, findings)
+
+
+def _package_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
+    for parent in environments:
+        parent_packages = tuple(parent.packages)
+        for child in parent.depends_on:
+            for problem in coverage_problems(parent_packages, tuple(child.packages)):
+                yield Finding(
+                    problem.severity,
+                    parent.name,
+                    f"package '{problem.package}'",
+                    f"depends on '{child.name}', whose packages it must include: {problem.problem}",
+                    f"in '{parent.name}' packages, {problem.fix}",
+                )
+
+
+def _call_findings(environments: list[TaskEnvironment], graph: EnvironmentGraph | None) -> Iterator[Finding]:
+    for environment in environments:
+        reachable = graph.closure(environment.name) if graph else _closure_of(environment)
+        for task in environment.tasks.values():
+            for callee in called_tasks(task):
+                target = callee.environment
+                if target is environment or target.name in reachable:
+                    continue
+                yield Finding(
+                    "error",
+                    environment.name,
+                    f"task '{task.name}'",
+                    f"calls '{callee.qualified_name}', but '{environment.name}' does not depend on "
+                    f"'{target.name}', so that environment may not be deployed, or not first",
+                    f"add depends_on=[{target.name}] to '{environment.name}' "
+                    f"(or {environment.name}.add_dependency({target.name}))",
+                )
+
+
+def _closure_of(environment: TaskEnvironment) -> set[str]:
+    seen: set[str] = set()
+    stack = list(environment.depends_on)
+    while stack:
+        current = stack.pop()
+        if current.name not in seen:
+            seen.add(current.name)
+            stack.extend(current.depends_on)
+    return seen
+
+
+def called_tasks(task: Task[Any]) -> list[Task[Any]]:
+    """Tasks that `task`'s body refers to: module globals, closure variables, `module.task` attributes,
+    in the function and in functions nested in it."""
+    function = task.func
+    closure = {
+        name: _cell_value(cell) for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ())
+    }
+    found: dict[int, Task[Any]] = {}
+    for code in _code_objects(function.__code__):
+        current: Any = None
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                current = function.__globals__.get(instruction.argval)
+            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and code is function.__code__:
+                current = closure.get(instruction.argval)
+            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
+                current = getattr(current, instruction.argval, None)
+            else:
+                current = None
+            if isinstance(current, Task) and current is not task:
+                found[id(current)] = current
+    return list(found.values())
+
+
+def _cell_value(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a closure variable not assigned yet
+        return None
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _code_objects(constant)

@@ -1,0 +1,206 @@
+"""Compute resources of an environment: Kubernetes quantities and the GPU grammar `TYPE[:COUNT]`."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from ._spec import SpecModel
+
+__all__ = ["GPU", "GPU_TYPES", "Resources", "parse_quantity"]
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """Value of a Kubernetes quantity ("500m" -> 0.5, "2Gi" -> 2147483648); ValueError if malformed."""
+    text = str(value).strip()
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(
+            f"'{value}' is not a Kubernetes quantity (examples: 500m, 2, 1.5, 512Mi, 2Gi, 1G)"
+        )
+    suffix = match["suffix"] or ""
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
+        raise ValueError(f"'{value}' is not a Kubernetes quantity") from exc
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix[:1] in ("e", "E"):
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * _DECIMAL[suffix]
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a quantity such as '500m' or '2Gi', got {value!r}")
+    if parse_quantity(value) <= 0:
+        raise ValueError(f"'{value}' must be greater than zero")
+    return str(value).strip()
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+"""A positive Kubernetes quantity, kept in the user's spelling."""
+
+
+class _Device:
+    """A GPU model: its MIG profiles and its node-label value under each labelling preset."""
+
+    def __init__(self, labels: dict[str, str], mig_profiles: tuple[str, ...] = ()) -> None:
+        self.labels = labels
+        self.mig_profiles = mig_profiles
+
+
+_A100_40_MIG = ("1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb")
+_A100_80_MIG = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
+_H100_MIG = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
+
+GPU_TYPES: dict[str, _Device] = {
+    "T4": _Device({"nvidia-gfd": "Tesla-T4", "gke": "nvidia-tesla-t4", "eks": "nvidia-tesla-t4"}),
+    "V100": _Device(
+        {"nvidia-gfd": "Tesla-V100-SXM2-16GB", "gke": "nvidia-tesla-v100", "eks": "nvidia-tesla-v100"}
+    ),
+    "P100": _Device({"nvidia-gfd": "Tesla-P100-PCIE-16GB", "gke": "nvidia-tesla-p100"}),
+    "A10G": _Device({"nvidia-gfd": "NVIDIA-A10G", "eks": "nvidia-a10g"}),
+    "L4": _Device({"nvidia-gfd": "NVIDIA-L4", "gke": "nvidia-l4", "eks": "nvidia-l4"}),
+    "L40S": _Device({"nvidia-gfd": "NVIDIA-L40S", "eks": "nvidia-l40s"}),
+    "A100": _Device(
+        {"nvidia-gfd": "NVIDIA-A100-SXM4-40GB", "gke": "nvidia-tesla-a100", "eks": "nvidia-tesla-a100"},
+        _A100_40_MIG,
+    ),
+    "A100-80GB": _Device(
+        {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb", "eks": "nvidia-tesla-a100"},
+        _A100_80_MIG,
+    ),
+    "H100": _Device(
+        {"nvidia-gfd": "NVIDIA-H100-80GB-HBM3", "gke": "nvidia-h100-80gb", "eks": "nvidia-h100"},
+        _H100_MIG,
+    ),
+    "H200": _Device({"nvidia-gfd": "NVIDIA-H200", "gke": "nvidia-h200-141gb", "eks": "nvidia-h200"}),
+    "B200": _Device({"nvidia-gfd": "NVIDIA-B200", "gke": "nvidia-b200", "eks": "nvidia-b200"}),
+}
+"""Known GPU models. A MIG slice is written `MODEL-PROFILE`, e.g. `A100-1g.5gb` or `H100-3g.40gb`."""
+
+_GPU = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9.\-]*?)(?::(?P<count>\d+))?$")
+
+
+class GPU(BaseModel):
+    """A parsed GPU request: `device` (a key of GPU_TYPES), optional MIG `partition`, and `count`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    partition: str | None = None
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> GPU:
+        """Parse `TYPE[:COUNT]`: "A100:2", "H100", "A100-80GB:8", "A100-1g.5gb:2"."""
+        match = _GPU.match(text.strip())
+        if not match:
+            raise ValueError(f"'{text}' does not match TYPE[:COUNT] (examples: A100:2, H100, A100-1g.5gb)")
+        count = int(match["count"]) if match["count"] is not None else 1
+        if count < 1:
+            raise ValueError(f"'{text}': GPU count must be at least 1")
+        device, partition = _split_type(match["type"])
+        return cls(device=device, partition=partition, count=count)
+
+    @property
+    def resource_name(self) -> str:
+        """The extended resource the device plugin advertises (`nvidia.com/gpu` or a MIG slice)."""
+        return f"nvidia.com/mig-{self.partition}" if self.partition else "nvidia.com/gpu"
+
+    def label_value(self, preset: str) -> str | None:
+        """The node-label value for this device under a labelling preset, if it has one."""
+        return GPU_TYPES[self.device].labels.get(preset)
+
+    def __str__(self) -> str:
+        kind = f"{self.device}-{self.partition}" if self.partition else self.device
+        return f"{kind}:{self.count}"
+
+
+def _split_type(kind: str) -> tuple[str, str | None]:
+    by_upper = {name.upper(): name for name in GPU_TYPES}
+    if kind.upper() in by_upper:
+        return by_upper[kind.upper()], None
+    for name in sorted(GPU_TYPES, key=len, reverse=True):
+        prefix = name.upper() + "-"
+        if kind.upper().startswith(prefix):
+            profile = kind[len(prefix) :].lower()
+            profiles = GPU_TYPES[name].mig_profiles
+            if profile in profiles:
+                return name, profile
+            if profiles:
+                raise ValueError(
+                    f"'{kind}': {name} has no MIG profile '{profile}' (known: {', '.join(profiles)})"
+                )
+    raise ValueError(f"unknown GPU type '{kind}' (known: {', '.join(GPU_TYPES)}; MIG: e.g. A100-1g.5gb)")
+
+
+def _gpu(value: Any) -> Any:
+    if isinstance(value, GPU) or value is None:
+        return value
+    if isinstance(value, str):
+        return GPU.parse(value)
+    raise ValueError(f"expected a GPU string such as 'A100:2', got {value!r}")
+
+
+def _quantity_or_range(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"expected (request, limit), got {value!r}")
+        request, limit = _quantity(value[0]), _quantity(value[1])
+        if parse_quantity(request) > parse_quantity(limit):
+            raise ValueError(f"request {request} is larger than limit {limit}")
+        return (request, limit)
+    return None if value is None else _quantity(value)
+
+
+QuantityOrRange = Annotated[Union[str, tuple[str, str], None], BeforeValidator(_quantity_or_range)]
+
+
+class Resources(SpecModel):
+    """Requests and limits of one environment's worker.
+
+    `cpu` and `memory` take one quantity (request == limit) or a `(request, limit)` pair;
+    `disk` is ephemeral storage; `gpu` is `TYPE[:COUNT]`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu: QuantityOrRange = None
+    memory: QuantityOrRange = None
+    gpu: Annotated[GPU | None, BeforeValidator(_gpu)] = None
+    disk: Quantity | None = None
+
+    def requests_and_limits(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Kubernetes `requests` and `limits` maps (GPU requests equal limits, as Kubernetes requires)."""
+        requests: dict[str, str] = {}
+        limits: dict[str, str] = {}
+        for key, value in (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.disk)):
+            if value is None:
+                continue
+            request, limit = value if isinstance(value, tuple) else (value, value)
+            requests[key], limits[key] = request, limit
+        if self.gpu is not None:
+            requests[self.gpu.resource_name] = limits[self.gpu.resource_name] = str(self.gpu.count)
+        return requests, limits
