@@ -195,18 +195,22 @@ class TaskEnvironment(SpecModel):
     def task(self, func: Callable[..., R], /) -> Task[R]: ...
 
     @overload
-    def task(self) -> Callable[[Callable[..., R]], Task[R]]: ...
+    def task(self, func: None = None, /) -> Callable[[Callable[..., R]], Task[R]]: ...
 
-    def task(self, func: Callable[..., R] | None = None, /) -> Any:
+    def task(self, func: Callable[..., Any] | None = None, /) -> Any:
         """Register a sync or async function as a task of this environment: `@env.task` or `@env.task()`."""
 
-        def register(function: Callable[..., R]) -> Task[R]:
+        def register(function: Callable[..., Any]) -> Task[Any]:
             if not callable(function):
-                raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "task", f"{function!r} is not callable")
+                raise InvalidSpecError(
+                    f"TaskEnvironment '{self.name}'", "task", f"{function!r} is not callable"
+                )
             task = Task(function, self)
             if task.name in self._tasks:
                 raise InvalidSpecError(
-                    f"TaskEnvironment '{self.name}'", "task", f"a task named '{task.name}' is already registered"
+                    f"TaskEnvironment '{self.name}'",
+                    "task",
+                    f"a task named '{task.name}' is already registered",
                 )
             self._tasks[task.name] = task
             return task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FlyteInfraError(Exception):
     """Base of every error flyte-infra reports to a user (printed without a traceback)."""
@@ -43,8 +45,8 @@ class LoadError(FlyteInfraError):
 class PreflightError(FlyteInfraError):
     """Preflight found errors; nothing may be deployed. `findings` holds all of them."""
 
-    def __init__(self, findings: list) -> None:  # list[Finding]; typed loosely to avoid a cycle
-        self.findings = findings
+    def __init__(self, findings: Sequence[object]) -> None:  # Findings; typed loosely to avoid a cycle
+        self.findings = list(findings)
         lines = "\n".join(f"  - {finding}" for finding in findings)
         super().__init__(f"preflight failed with {len(findings)} finding(s):\n{lines}")
 

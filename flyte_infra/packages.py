@@ -7,7 +7,7 @@ Names are compared after PEP 503 normalisation; markers are evaluated for the im
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 __all__ = ["CoverageProblem", "coverage_problems", "requirements_by_name"]
 
 _TARGET_ENVIRONMENT: dict[str, str] = {
-    **default_environment(),
+    **{key: str(value) for key, value in default_environment().items()},
     "sys_platform": "linux",
     "platform_system": "Linux",
     "os_name": "posix",
@@ -36,7 +36,7 @@ class CoverageProblem:
     fix: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def requirements_by_name(packages: tuple[str, ...]) -> dict[str, Requirement]:
     """The requirements that apply on the target platform, merged per normalised name."""
     merged: dict[str, Requirement] = {}
@@ -56,7 +56,7 @@ def requirements_by_name(packages: tuple[str, ...]) -> dict[str, Requirement]:
     return merged
 
 
-@lru_cache(maxsize=None)
+@cache
 def coverage_problems(parent: tuple[str, ...], child: tuple[str, ...]) -> tuple[CoverageProblem, ...]:
     """Why the `parent` package list does not cover the `child` one (empty when it does)."""
     have = requirements_by_name(parent)
@@ -69,11 +69,12 @@ def coverage_problems(parent: tuple[str, ...], child: tuple[str, ...]) -> tuple[
         missing_extras = needed.extras - present.extras
         if missing_extras:
             extras = ",".join(sorted(present.extras | needed.extras))
+            lacking = ", ".join(sorted(missing_extras))
             problems.append(
                 CoverageProblem(
                     "error",
                     name,
-                    f"has '{present}' without extra(s) {', '.join(sorted(missing_extras))} (needs '{needed}')",
+                    f"has '{present}' without extra(s) {lacking} (needs '{needed}')",
                     f"use '{name}[{extras}]{present.specifier}'",
                 )
             )
@@ -180,7 +181,9 @@ class _Range:
         return None
 
     def intersect(self, other: _Range) -> _Range:
-        return _Range(_tighter(self.lower, other.lower, lower=True), _tighter(self.upper, other.upper, lower=False))
+        return _Range(
+            _tighter(self.lower, other.lower, lower=True), _tighter(self.upper, other.upper, lower=False)
+        )
 
     def is_empty(self) -> bool:
         if self.lower is None or self.upper is None:

@@ -126,7 +126,8 @@ def called_tasks(task: Task[Any]) -> list[Task[Any]]:
     in the function and in functions nested in it."""
     function = task.func
     closure = {
-        name: _cell_value(cell) for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ())
+        name: _cell_value(cell)
+        for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=False)
     }
     found: dict[int, Task[Any]] = {}
     for code in _code_objects(function.__code__):

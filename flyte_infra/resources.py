@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -35,9 +35,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
     text = str(value).strip()
     match = _QUANTITY.match(text)
     if not match:
-        raise ValueError(
-            f"'{value}' is not a Kubernetes quantity (examples: 500m, 2, 1.5, 512Mi, 2Gi, 1G)"
-        )
+        raise ValueError(f"'{value}' is not a Kubernetes quantity (examples: 500m, 2, 1.5, 512Mi, 2Gi, 1G)")
     suffix = match["suffix"] or ""
     try:
         number = Decimal(match["number"])
@@ -175,7 +173,7 @@ def _quantity_or_range(value: Any) -> Any:
     return None if value is None else _quantity(value)
 
 
-QuantityOrRange = Annotated[Union[str, tuple[str, str], None], BeforeValidator(_quantity_or_range)]
+QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quantity_or_range)]
 
 
 class Resources(SpecModel):
@@ -191,6 +189,16 @@ class Resources(SpecModel):
     memory: QuantityOrRange = None
     gpu: Annotated[GPU | None, BeforeValidator(_gpu)] = None
     disk: Quantity | None = None
+
+    def summary(self) -> str:
+        """Short text such as `cpu=1/2, memory=2Gi, gpu=A100:2` (request/limit where they differ)."""
+        parts = []
+        for key, value in (("cpu", self.cpu), ("memory", self.memory), ("disk", self.disk)):
+            if value is not None:
+                parts.append(f"{key}={'/'.join(value) if isinstance(value, tuple) else value}")
+        if self.gpu is not None:
+            parts.append(f"gpu={self.gpu}")
+        return ", ".join(parts)
 
     def requests_and_limits(self) -> tuple[dict[str, str], dict[str, str]]:
         """Kubernetes `requests` and `limits` maps (GPU requests equal limits, as Kubernetes requires)."""

@@ -33,17 +33,16 @@ class InProcessRouter:
         return task.func(*args, **kwargs)
 
 
-_router: contextvars.ContextVar[TaskRouter] = contextvars.ContextVar(
-    "flyte_infra_router", default=InProcessRouter()
-)
+_IN_PROCESS = InProcessRouter()
+_router: contextvars.ContextVar[TaskRouter | None] = contextvars.ContextVar("flyte_router", default=None)
 
 
 def active_router() -> TaskRouter:
     """The router task calls go through in this context."""
-    return _router.get()
+    return _router.get() or _IN_PROCESS
 
 
-def use_router(router: TaskRouter) -> contextvars.Token[TaskRouter]:
+def use_router(router: TaskRouter) -> contextvars.Token[TaskRouter | None]:
     """Route task calls in this context through `router`; returns the token to reset it."""
     return _router.set(router)
 

@@ -1,0 +1,135 @@
+"""The `flyte-infra` command line: check, plan, graph, render, run, and the Pulumi stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import FlyteInfraError
+from .loader import Program, load_program
+from .preflight import PreflightReport, preflight
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _print_findings(report: PreflightReport) -> None:
+    for finding in report.findings:
+        print(f"  {finding}", file=sys.stderr)
+
+
+def _checked(program: Program) -> PreflightReport:
+    report = preflight(program.environments)
+    if report.findings:
+        print(
+            f"preflight: {len(report.errors)} error(s), {len(report.warnings)} warning(s)",
+            file=sys.stderr,
+        )
+        _print_findings(report)
+    return report
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run preflight; exit 1 when it finds errors."""
+    program = load_program(args.module)
+    report = _checked(program)
+    if not report.ok:
+        return 1
+    print(f"ok: {len(program.environments)} environment(s), no errors")
+    return 0
+
+
+def plan_summary(program: Program) -> dict[str, Any]:
+    """What `plan` shows: order, waves and each environment's image and compute."""
+    graph = preflight(program.environments).raise_for_errors()
+    environments = {}
+    for name in graph.order:
+        environment = graph.environments[name]
+        requests, limits = environment.resources.requests_and_limits()
+        environments[name] = {
+            "image": environment.image,
+            "packages": list(environment.packages),
+            "depends_on": list(graph.dependencies[name]),
+            "requests": requests,
+            "limits": limits,
+            "gpu": str(environment.resources.gpu) if environment.resources.gpu else None,
+            "tasks": sorted(environment.tasks),
+        }
+    return {"order": graph.order, "waves": [list(wave) for wave in graph.waves], "environments": environments}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show deploy order, parallel waves and per-environment image and compute."""
+    program = load_program(args.module)
+    report = _checked(program)
+    if not report.ok:
+        return 1
+    summary = plan_summary(program)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print("deploy order: " + " -> ".join(summary["order"]))
+    for number, wave in enumerate(summary["waves"], start=1):
+        print(f"wave {number}: {', '.join(wave)}")
+    for name, details in summary["environments"].items():
+        print(f"\n{name}")
+        print(f"  image:      {details['image']}")
+        print(f"  packages:   {', '.join(details['packages']) or '-'}")
+        print(f"  depends on: {', '.join(details['depends_on']) or '-'}")
+        print(f"  requests:   {_pairs(details['requests'])}")
+        print(f"  limits:     {_pairs(details['limits'])}")
+        print(f"  tasks:      {', '.join(details['tasks']) or '-'}")
+    return 0
+
+
+def _pairs(mapping: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in mapping.items()) or "-"
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Draw the environments, their depends_on edges and deploy waves."""
+    from .diagram import render_diagram
+
+    program = load_program(args.module)
+    report = _checked(program)
+    if report.graph is None:
+        return 1
+    path = render_diagram(report.graph, Path(args.output))
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flyte-infra", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Command) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+        sub.set_defaults(handler=handler)
+        sub.add_argument("module", metavar="MODULE", help="a .py file or dotted module defining environments")
+        return sub
+
+    command("check", cmd_check)
+    command("plan", cmd_plan).add_argument("--json", action="store_true", help="print JSON")
+    command("graph", cmd_graph).add_argument(
+        "-o", "--output", required=True, help="file to write: .svg, .png or .dot"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except FlyteInfraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+import asyncio
+
+import pytest
+
+import flyte_infra as flyte
+from flyte_infra import InvalidSpecError, Resources, Secret, TaskEnvironment
+
+
+def test_constructor_takes_every_field():
+    base = TaskEnvironment("base")
+    env = TaskEnvironment(
+        name="train",
+        image="python:3.11",
+        packages=["torch>=2.2", "pandas"],
+        resources=Resources(cpu="2", memory="4Gi", gpu="A100:2"),
+        depends_on=[base],
+        env_vars={"EPOCHS": "3"},
+        secrets=["hf_token", Secret(key="wandb", as_env_var="WANDB_API_KEY")],
+        description="fits the model",
+    )
+    assert env.depends_on == [base]
+    assert env.secrets[0].env_var == "HF_TOKEN" and env.secrets[0].secret_name == "hf-token"
+    assert env.secrets[1].env_var == "WANDB_API_KEY"
+    assert env.defined_at.startswith(__file__)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "Train_GPU"}, r"TaskEnvironment 'Train_GPU': name: .*not a DNS-1123 label"),
+        ({"name": "x" * 64}, "not a DNS-1123 label"),
+        (
+            {"name": "t", "packages": ["torch>>2"]},
+            r"TaskEnvironment 't': packages: \[0\] 'torch>>2' is not a PEP 508",
+        ),
+        ({"name": "t", "image": "has space"}, "image: 'has space' is not an image reference"),
+        ({"name": "t", "env_vars": {"1BAD": "x"}}, "env_vars: '1BAD' is not an environment variable name"),
+        ({"name": "t", "depends_on": ["other"]}, r"depends_on: \[0\] expected a TaskEnvironment, got str"),
+        ({"name": "t", "cpu": 1}, "TaskEnvironment 't': cpu: unknown field"),
+    ],
+)
+def test_invalid_fields_name_environment_and_field(fields, message):
+    with pytest.raises(InvalidSpecError, match=message):
+        TaskEnvironment(**fields)
+
+
+def test_add_dependency_dedupes_and_rejects_self():
+    a, b, c = TaskEnvironment("a"), TaskEnvironment("b"), TaskEnvironment("c")
+    c.add_dependency(a, b, a)
+    c.add_dependency(b)
+    assert [env.name for env in c.depends_on] == ["a", "b"]
+    with pytest.raises(InvalidSpecError, match="'c': depends_on: an environment cannot depend on itself"):
+        c.add_dependency(c)
+    with pytest.raises(InvalidSpecError, match="expected a TaskEnvironment"):
+        c.add_dependency("a")  # type: ignore[arg-type]
+
+
+def test_clone_with_changes_fields_and_drops_tasks():
+    base = TaskEnvironment("base")
+    env = TaskEnvironment("train", packages=["torch"], depends_on=[base])
+
+    @env.task
+    def fit() -> int:
+        return 1
+
+    clone = env.clone_with(name="train-big", resources=Resources(gpu="H100:8"))
+    assert clone.name == "train-big" and clone.packages == ["torch"] and clone.depends_on == [base]
+    assert clone.resources.gpu is not None and clone.resources.gpu.count == 8
+    assert clone.tasks == {} and "fit" in env.tasks
+    clone.add_dependency(TaskEnvironment("extra"))
+    assert len(env.depends_on) == 1  # the clone's list is its own
+
+
+def test_clone_with_unknown_keyword_is_a_clear_error():
+    with pytest.raises(
+        InvalidSpecError, match=r"'train': clone_with: unknown field\(s\) nam \(allowed: name,"
+    ):
+        TaskEnvironment("train").clone_with(nam="x")
+
+
+def test_clone_with_validates_the_new_values():
+    with pytest.raises(InvalidSpecError, match="TaskEnvironment 'Bad': name"):
+        TaskEnvironment("train").clone_with(name="Bad")
+
+
+def test_sync_and_async_tasks_run_in_process():
+    env = TaskEnvironment("calc")
+
+    @env.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @env.task()
+    async def add_doubles(x: int, y: int) -> int:
+        return double(x) + double(y)
+
+    assert double(4) == 8 and not double.is_async
+    assert add_doubles.is_async and asyncio.run(add_doubles(1, 2)) == 6
+    assert add_doubles.qualified_name == "calc.add_doubles"
+    assert set(env.tasks) == {"double", "add_doubles"}
+
+
+def test_task_names_are_unique_per_environment():
+    env = TaskEnvironment("calc")
+
+    @env.task
+    def step() -> None: ...
+
+    with pytest.raises(InvalidSpecError, match="a task named 'step' is already registered"):
+        env.task(step.func)
+
+
+def test_public_api_is_small():
+    assert {"TaskEnvironment", "Resources", "Secret", "Task"} <= set(flyte.__all__)

@@ -1,0 +1,90 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flyte_infra import LoadError
+from flyte_infra.cli import main
+from flyte_infra.loader import load_program
+
+EXAMPLE = str(Path(__file__).parents[1] / "examples" / "ml_pipeline.py")
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_load_program_collects_environments_and_sources():
+    program = load_program(EXAMPLE)
+    assert program.module_name == "ml_pipeline"
+    assert [env.name for env in program.environments] == ["data-prep", "train", "pipeline"]
+    assert [path.name for path in program.source_files] == ["ml_pipeline.py"]
+    with pytest.raises(LoadError, match="has no environment 'nope' \\(it has: data-prep, train, pipeline\\)"):
+        program.environment("nope")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import not_a_module_xyz\n", r"ModuleNotFoundError: No module named 'not_a_module_xyz' \(at .*:1\)"),
+        ("def broken(:\n", "SyntaxError"),
+        ("x = 1\n", "defines no TaskEnvironment"),
+        (
+            "import flyte_infra as f\nok = f.TaskEnvironment('ok')\n"
+            "bad = f.TaskEnvironment('x', resources=f.Resources(cpu='lots'))\n",
+            r"Resources: cpu: 'lots' is not a Kubernetes quantity .* \(at .*:3\)",
+        ),
+    ],
+)
+def test_load_errors_are_one_line(tmp_path, source, message):
+    path = write(tmp_path, f"mod_{abs(hash(source))}.py", source)
+    with pytest.raises(LoadError, match=message) as info:
+        load_program(path)
+    assert "\n" not in str(info.value)
+
+
+def test_check_passes_on_the_example(capsys):
+    assert main(["check", EXAMPLE]) == 0
+    assert "ok: 3 environment(s)" in capsys.readouterr().out
+
+
+def test_check_exits_1_with_findings(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        "bad_pkgs.py",
+        "import flyte_infra as f\nc = f.TaskEnvironment('c', packages=['torch>=2.2'])\n"
+        "p = f.TaskEnvironment('p', packages=['torch==2.0'], depends_on=[c])\n",
+    )
+    assert main(["check", path]) == 1
+    err = capsys.readouterr().err
+    assert "1 error(s)" in err and "error: p: package 'torch'" in err
+
+
+def test_plan_json_has_order_waves_and_compute(capsys):
+    assert main(["plan", "--json", EXAMPLE]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["waves"] == [["data-prep", "train"], ["pipeline"]]
+    assert plan["environments"]["train"]["limits"] == {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "2"}
+
+
+def test_graph_writes_dot_and_svg(tmp_path):
+    assert main(["graph", EXAMPLE, "-o", str(tmp_path / "g.dot")]) == 0
+    dot = (tmp_path / "g.dot").read_text()
+    assert '"pipeline" -> "train";' in dot and "cluster_wave_2" in dot
+    if subprocess.run(["which", "dot"], capture_output=True).returncode == 0:
+        assert main(["graph", EXAMPLE, "-o", str(tmp_path / "g.svg")]) == 0
+        assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_prints_one_line_not_a_traceback(tmp_path):
+    path = write(tmp_path, "broken_import.py", "import not_a_module_xyz\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "flyte_infra.cli", "check", path], capture_output=True, text=True
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("error: cannot load") and "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1

@@ -1,0 +1,47 @@
+import pytest
+
+from flyte_infra.packages import coverage_problems
+
+
+def problems(parent, child):
+    return [(p.severity, p.package) for p in coverage_problems(tuple(parent), tuple(child))]
+
+
+@pytest.mark.parametrize(
+    ("parent", "child"),
+    [
+        (["torch==2.3.0"], ["torch>=2.2"]),
+        (["Scikit_Learn==1.5"], ["scikit-learn"]),  # PEP 503 names
+        (["numpy>=1.26,<2"], ["numpy>=1.24"]),
+        (["ray[tune,serve]==2.9"], ["ray[tune]"]),
+        (["pandas~=2.1.0"], ["pandas>=2.1,<2.2"]),
+        (["pandas==2.1.*"], ["pandas<2.2"]),
+        (["torch"], ["torch; sys_platform == 'win32'"]),  # marker does not apply in a Linux image
+        ([], ["colorama; os_name == 'nt'"]),
+        (["attrs>=23", "attrs<24"], ["attrs>=23,<25"]),  # repeated names are merged
+    ],
+)
+def test_covered(parent, child):
+    assert problems(parent, child) == []
+
+
+@pytest.mark.parametrize(
+    ("parent", "child", "severity", "package"),
+    [
+        ([], ["torch"], "error", "torch"),
+        (["torch==2.1.0"], ["torch>=2.2"], "error", "torch"),
+        (["pandas<2"], ["pandas>=2.1"], "error", "pandas"),
+        (["ray[tune]"], ["ray[serve]"], "error", "ray"),
+        (["numpy>=1.20"], ["numpy>=1.24"], "warning", "numpy"),
+        (["pkg @ https://example.invalid/a.whl"], ["pkg @ https://example.invalid/b.whl"], "error", "pkg"),
+        (["torch; sys_platform == 'win32'"], ["torch"], "error", "torch"),  # parent's marker excludes Linux
+        (["requests"], ["Requests[socks]==2.31"], "error", "requests"),
+    ],
+)
+def test_not_covered(parent, child, severity, package):
+    assert (severity, package) in problems(parent, child)
+
+
+def test_problem_text_names_the_pin_and_the_specifier():
+    (problem,) = coverage_problems(("torch==2.1.0",), ("torch>=2.2",))
+    assert "pinned to ==2.1.0" in problem.problem and ">=2.2" in problem.problem

@@ -1,0 +1,97 @@
+import pytest
+
+from flyte_infra import PreflightError, TaskEnvironment
+from flyte_infra.preflight import called_tasks, preflight
+
+from .fixtures import helper_tasks
+
+
+def test_a_consistent_graph_passes():
+    child = TaskEnvironment("child", packages=["numpy>=1.24"])
+    parent = TaskEnvironment("parent", packages=["numpy==1.26.4"], depends_on=[child])
+    report = preflight([parent])
+    assert report.ok and report.findings == []
+    assert report.raise_for_errors().order == ["child", "parent"]
+
+
+def test_all_findings_are_reported_together():
+    child = TaskEnvironment("child", packages=["torch>=2.2", "pandas"])
+    parent = TaskEnvironment("parent", packages=["torch==2.1.0"], depends_on=[child])
+    stranger = TaskEnvironment("stranger")
+
+    @stranger.task
+    def other() -> int:
+        return 1
+
+    @parent.task
+    def main() -> int:
+        return other()
+
+    report = preflight([parent, stranger])
+    assert [(f.environment, f.subject) for f in report.errors] == [
+        ("parent", "package 'torch'"),
+        ("parent", "package 'pandas'"),
+        ("parent", "task 'main'"),
+    ]
+    text = "\n".join(map(str, report.errors))
+    assert "fix: add depends_on=[stranger] to 'parent'" in text
+    assert "fix: in 'parent' packages, add 'pandas'" in text
+    with pytest.raises(PreflightError, match="preflight failed with 3 finding"):
+        report.raise_for_errors()
+
+
+def test_calls_through_the_depends_on_closure_are_allowed():
+    bottom = TaskEnvironment("bottom")
+    middle = TaskEnvironment("middle", depends_on=[bottom])
+    top = TaskEnvironment("top", depends_on=[middle])
+
+    @bottom.task
+    async def leaf() -> int:
+        return 1
+
+    @top.task
+    async def root() -> int:
+        return await leaf()
+
+    assert preflight([top]).ok
+
+
+def test_a_cycle_is_a_finding_beside_the_others():
+    a = TaskEnvironment("a", packages=[])
+    b = TaskEnvironment("b", packages=["six"], depends_on=[a])
+    a.add_dependency(b)
+    report = preflight([a])
+    assert report.graph is None
+    messages = [str(finding) for finding in report.errors]
+    assert any("dependency cycle: a -> b -> a" in message for message in messages)
+    assert any("package 'six'" in message for message in messages)
+
+
+def test_called_tasks_sees_globals_module_attributes_closures_and_nested_functions():
+    env = TaskEnvironment("caller")
+    local_task = helper_tasks.double
+
+    @env.task
+    def uses_module_attribute() -> int:
+        return helper_tasks.triple(1)
+
+    @env.task
+    def uses_closure() -> int:
+        return local_task(1)
+
+    @env.task
+    def uses_nested() -> int:
+        def inner() -> int:
+            return helper_tasks.double(2)
+
+        return inner()
+
+    assert called_tasks(uses_module_attribute) == [helper_tasks.triple]
+    assert called_tasks(uses_closure) == [helper_tasks.double]
+    assert called_tasks(uses_nested) == [helper_tasks.double]
+    report = preflight([env])
+    assert {f.subject for f in report.errors} == {
+        "task 'uses_module_attribute'",
+        "task 'uses_closure'",
+        "task 'uses_nested'",
+    }
