@@ -7,10 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from .errors import FlyteInfraError
 from .loader import Program, load_program
+from .plan import build_plan
 from .preflight import PreflightReport, preflight
 
 __all__ = ["main"]
@@ -44,32 +44,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_summary(program: Program) -> dict[str, Any]:
-    """What `plan` shows: order, waves and each environment's image and compute."""
-    graph = preflight(program.environments).raise_for_errors()
-    environments = {}
-    for name in graph.order:
-        environment = graph.environments[name]
-        requests, limits = environment.resources.requests_and_limits()
-        environments[name] = {
-            "image": environment.image,
-            "packages": list(environment.packages),
-            "depends_on": list(graph.dependencies[name]),
-            "requests": requests,
-            "limits": limits,
-            "gpu": str(environment.resources.gpu) if environment.resources.gpu else None,
-            "tasks": sorted(environment.tasks),
-        }
-    return {"order": graph.order, "waves": [list(wave) for wave in graph.waves], "environments": environments}
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show deploy order, parallel waves and per-environment image and compute."""
     program = load_program(args.module)
     report = _checked(program)
     if not report.ok:
         return 1
-    summary = plan_summary(program)
+    summary = build_plan(report.raise_for_errors())
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -150,7 +150,8 @@ class TaskEnvironment(SpecModel):
     @property
     def tasks(self) -> dict[str, Task[Any]]:
         """The tasks registered on this environment, by name."""
-        return dict(self._tasks)
+        private = self.__pydantic_private__ or {}  # read directly: pydantic's private-attribute hook is slow
+        return dict(private["_tasks"])
 
     @property
     def defined_at(self) -> str:

@@ -10,7 +10,7 @@ from functools import cached_property
 from .environment import TaskEnvironment
 from .errors import CycleError, DuplicateEnvironmentError
 
-__all__ = ["EnvironmentGraph", "build_graph", "discover"]
+__all__ = ["EnvironmentGraph", "build_graph", "discover", "graph_of"]
 
 
 def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
@@ -84,9 +84,14 @@ class EnvironmentGraph:
 
 def build_graph(roots: Iterable[TaskEnvironment]) -> EnvironmentGraph:
     """Discover the environments from `roots` and order them; raises on duplicate names and cycles."""
-    environments = {environment.name: environment for environment in discover(roots)}
+    return graph_of(discover(roots))
+
+
+def graph_of(discovered: list[TaskEnvironment]) -> EnvironmentGraph:
+    """Order environments that `discover` returned (all reachable, names unique); raises on cycles."""
+    environments = {environment.name: environment for environment in discovered}
     dependencies = {
-        name: tuple(dependency.name for dependency in environment.depends_on)
+        name: tuple([dependency.name for dependency in environment.depends_on])
         for name, environment in environments.items()
     }
     sorter = graphlib.TopologicalSorter(dependencies)

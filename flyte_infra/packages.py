@@ -6,6 +6,7 @@ Names are compared after PEP 503 normalisation; markers are evaluated for the im
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -15,7 +16,7 @@ from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["CoverageProblem", "coverage_problems", "requirements_by_name"]
+__all__ = ["CoverageProblem", "clear_caches", "coverage_problems", "missing_coverage", "requirements_by_name"]
 
 _TARGET_ENVIRONMENT: dict[str, str] = {
     **{key: str(value) for key, value in default_environment().items()},
@@ -37,55 +38,109 @@ class CoverageProblem:
 
 
 @cache
-def requirements_by_name(packages: tuple[str, ...]) -> dict[str, Requirement]:
+def _applicable(text: str) -> tuple[str, Requirement] | None:
+    """(normalised name, requirement without its marker), or None when the marker excludes the target.
+
+    Cached per string, so equal strings share one object and pair results can be cached by identity.
+    """
+    requirement = Requirement(text)
+    if requirement.marker is not None and not requirement.marker.evaluate(_TARGET_ENVIRONMENT):
+        return None
+    requirement.marker = None
+    return canonicalize_name(requirement.name), requirement
+
+
+def requirements_by_name(packages: Sequence[str]) -> dict[str, Requirement]:
     """The requirements that apply on the target platform, merged per normalised name."""
     merged: dict[str, Requirement] = {}
     for text in packages:
-        requirement = Requirement(text)
-        if requirement.marker is not None and not requirement.marker.evaluate(_TARGET_ENVIRONMENT):
+        parsed = _applicable(text)
+        if parsed is None:
             continue
-        requirement.marker = None
-        name = canonicalize_name(requirement.name)
-        if name in merged:
-            known = merged[name]
-            known.specifier = known.specifier & requirement.specifier
-            known.extras |= requirement.extras
-            known.url = known.url or requirement.url
-        else:
-            merged[name] = requirement
+        name, requirement = parsed
+        if name in merged:  # rare: several lines for one package
+            same = tuple(line for line in packages if (other := _applicable(line)) and other[0] == name)
+            requirement = _merged(same)
+        merged[name] = requirement
     return merged
 
 
 @cache
-def coverage_problems(parent: tuple[str, ...], child: tuple[str, ...]) -> tuple[CoverageProblem, ...]:
+def _merged(texts: tuple[str, ...]) -> Requirement:
+    """One requirement for several lines naming the same package (specifiers and extras combined)."""
+    requirements = [parsed[1] for parsed in map(_applicable, texts) if parsed is not None]
+    combined = Requirement(str(requirements[0]))  # a fresh object: cached ones are shared
+    for requirement in requirements[1:]:
+        combined.specifier &= requirement.specifier
+        combined.extras |= requirement.extras
+        combined.url = combined.url or requirement.url
+    return combined
+
+
+def coverage_problems(parent: Sequence[str], child: Sequence[str]) -> list[CoverageProblem]:
     """Why the `parent` package list does not cover the `child` one (empty when it does)."""
-    have = requirements_by_name(parent)
-    problems = []
-    for name, needed in requirements_by_name(child).items():
+    return missing_coverage(requirements_by_name(parent), requirements_by_name(child))
+
+
+def missing_coverage(have: dict[str, Requirement], need: dict[str, Requirement]) -> list[CoverageProblem]:
+    """`coverage_problems` for lists already merged by `requirements_by_name`."""
+    problems: list[CoverageProblem] = []
+    if need.items() <= have.items():  # every line of the child appears in the parent (C-speed path)
+        return problems
+    for name, needed in need.items():
         present = have.get(name)
-        if present is None:
-            problems.append(CoverageProblem("error", name, f"missing (needs '{needed}')", f"add '{needed}'"))
-            continue
-        missing_extras = needed.extras - present.extras
-        if missing_extras:
-            extras = ",".join(sorted(present.extras | needed.extras))
-            lacking = ", ".join(sorted(missing_extras))
-            problems.append(
-                CoverageProblem(
-                    "error",
-                    name,
-                    f"has '{present}' without extra(s) {lacking} (needs '{needed}')",
-                    f"use '{name}[{extras}]{present.specifier}'",
-                )
+        if present is not needed:  # the same line on both sides covers itself
+            problems.extend(_pair_problems(name, present, needed))
+    return problems
+
+
+_PAIRS: dict[tuple[int, int], tuple[Requirement | None, Requirement, tuple[CoverageProblem, ...]]] = {}
+
+
+def _pair_problems(
+    name: str, present: Requirement | None, needed: Requirement
+) -> tuple[CoverageProblem, ...]:
+    """Problems of one requirement pair, memoised by object identity (the entry keeps both alive)."""
+    key = (id(present), id(needed))
+    hit = _PAIRS.get(key)
+    if hit is not None and hit[0] is present and hit[1] is needed:
+        return hit[2]
+    problems = _compare(name, present, needed)
+    _PAIRS[key] = (present, needed, problems)
+    return problems
+
+
+def clear_caches() -> None:
+    """Forget parsed requirements and compared pairs (benchmarks measure cold runs with it)."""
+    _applicable.cache_clear()
+    _merged.cache_clear()
+    _PAIRS.clear()
+
+
+def _compare(name: str, present: Requirement | None, needed: Requirement) -> tuple[CoverageProblem, ...]:
+    if present is None:
+        return (CoverageProblem("error", name, f"missing (needs '{needed}')", f"add '{needed}'"),)
+    problems = []
+    missing_extras = needed.extras - present.extras
+    if missing_extras:
+        extras = ",".join(sorted(present.extras | needed.extras))
+        lacking = ", ".join(sorted(missing_extras))
+        problems.append(
+            CoverageProblem(
+                "error",
+                name,
+                f"has '{present}' without extra(s) {lacking} (needs '{needed}')",
+                f"use '{name}[{extras}]{present.specifier}'",
             )
-        if needed.url and needed.url != present.url:
-            problems.append(
-                CoverageProblem("error", name, f"has '{present}', needs '{needed}'", f"use '{needed}'")
-            )
-            continue
-        problem = _specifier_problem(name, present.specifier, needed.specifier)
-        if problem is not None:
-            problems.append(problem)
+        )
+    if needed.url and needed.url != present.url:
+        problems.append(
+            CoverageProblem("error", name, f"has '{present}', needs '{needed}'", f"use '{needed}'")
+        )
+        return tuple(problems)
+    problem = _specifier_problem(name, present.specifier, needed.specifier)
+    if problem is not None:
+        problems.append(problem)
     return tuple(problems)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
-from .graph import EnvironmentGraph, build_graph, discover
-from .packages import coverage_problems
+from .graph import EnvironmentGraph, discover, graph_of
+from .packages import missing_coverage, requirements_by_name
 from .task import Task
 
 __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
@@ -66,7 +66,7 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
     findings: list[Finding] = []
     graph: EnvironmentGraph | None
     try:
-        graph = build_graph(environments)
+        graph = graph_of(environments)
     except CycleError as cycle:
         graph = None
         findings.append(
@@ -78,10 +78,13 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
 
 
 def _package_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
+    requirements = {
+        environment.name: requirements_by_name(environment.packages) for environment in environments
+    }
     for parent in environments:
-        parent_packages = tuple(parent.packages)
+        have = requirements[parent.name]
         for child in parent.depends_on:
-            for problem in coverage_problems(parent_packages, tuple(child.packages)):
+            for problem in missing_coverage(have, requirements[child.name]):
                 yield Finding(
                     problem.severity,
                     parent.name,
@@ -93,11 +96,15 @@ def _package_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
 
 def _call_findings(environments: list[TaskEnvironment], graph: EnvironmentGraph | None) -> Iterator[Finding]:
     for environment in environments:
-        reachable = graph.closure(environment.name) if graph else _closure_of(environment)
+        reachable: set[str] | None = None  # computed only for tasks that call another environment
         for task in environment.tasks.values():
             for callee in called_tasks(task):
                 target = callee.environment
-                if target is environment or target.name in reachable:
+                if target is environment:
+                    continue
+                if reachable is None:
+                    reachable = graph.closure(environment.name) if graph else _closure_of(environment)
+                if target.name in reachable:
                     continue
                 yield Finding(
                     "error",

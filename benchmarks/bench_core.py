@@ -1,0 +1,100 @@
+"""Preflight + plan over generated graphs, beside a bare graphlib pass over the same edges.
+
+Each environment depends on up to three earlier ones. Its packages are two of its own (specifiers
+drawn from a pool) plus, pinned, every package of the environments it depends on, so parents cover
+children as preflight demands; one environment in a hundred drops an inherited package, so findings
+are produced and formatted too. Caches are cleared before every timed run (cold).
+Target: (preflight + plan) / graphlib <= 3, and linear growth from 1,000 to 10,000 environments.
+
+    python benchmarks/bench_core.py [SIZE ...]
+"""
+
+from __future__ import annotations
+
+import gc
+import graphlib
+import random
+import sys
+import time
+from collections.abc import Callable
+
+from flyte_infra import Resources, TaskEnvironment
+from flyte_infra.packages import clear_caches
+from flyte_infra.plan import build_plan
+from flyte_infra.preflight import preflight
+
+NAMES = ("numpy", "pandas", "torch", "scikit_learn", "Requests", "pyarrow", "ray[tune]", "scipy", "attrs")
+SPECIFIERS = ("", ">=1.0", "==2.1.0", "<3", "~=2.0", ">=2,<2.5")
+PIN = "==2.1.0"  # satisfies every specifier above
+
+
+def generate(size: int, seed: int = 7) -> list[TaskEnvironment]:
+    rng = random.Random(seed)
+    environments: list[TaskEnvironment] = []
+    for index in range(size):
+        depends_on = rng.sample(environments, k=min(3, index))
+        inherited = {
+            package.split("=")[0].split("<")[0].split(">")[0].split("~")[0]
+            for dependency in depends_on
+            for package in dependency.packages
+        }
+        if index % 100 == 99 and inherited:
+            inherited.remove(min(inherited))  # a parent that misses a child's package: an error finding
+        own = [name + rng.choice(SPECIFIERS) for name in rng.sample(NAMES, k=2) if name not in inherited]
+        environments.append(
+            TaskEnvironment(
+                f"env-{index}",
+                packages=sorted(name + PIN for name in inherited) + own,
+                resources=Resources(cpu="500m", memory="1Gi", gpu="A100:1" if index % 10 == 0 else None),
+                depends_on=depends_on,
+            )
+        )
+    return environments
+
+
+def best_of(runs: int, action: Callable[[], object]) -> float:
+    timings = []
+    for _ in range(runs):
+        gc.collect()
+        gc.disable()  # as timeit does: a collection landing in one run is noise, not the code's cost
+        start = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - start)
+        gc.enable()
+    return min(timings)
+
+
+def bare_graphlib(dependencies: dict[str, tuple[str, ...]]) -> None:
+    sorter = graphlib.TopologicalSorter(dependencies)
+    sorter.prepare()
+    while sorter.is_active():
+        ready = sorter.get_ready()
+        sorter.done(*ready)
+
+
+def ours(environments: list[TaskEnvironment]) -> int:
+    clear_caches()  # cold: every requirement is parsed and every pair compared again
+    report = preflight(environments)
+    build_plan(report.graph)  # type: ignore[arg-type]
+    return len(report.errors)
+
+
+def main(sizes: list[int]) -> None:
+    print(
+        f"{'envs':>7} {'edges':>7} {'errors':>6} {'preflight+plan':>15} {'graphlib':>10} {'ratio':>6} {'per env':>9}"
+    )
+    for size in sizes:
+        environments = generate(size)
+        dependencies = {env.name: tuple(dep.name for dep in env.depends_on) for env in environments}
+        edges = sum(map(len, dependencies.values()))
+        errors = ours(environments)
+        ours_seconds = best_of(5, lambda: ours(environments))
+        bare_seconds = best_of(5, lambda: bare_graphlib(dependencies))
+        print(
+            f"{size:>7} {edges:>7} {errors:>6} {ours_seconds * 1e3:>12.1f} ms {bare_seconds * 1e3:>7.1f} ms"
+            f" {ours_seconds / bare_seconds:>6.2f} {ours_seconds / size * 1e6:>6.1f} us"
+        )
+
+
+if __name__ == "__main__":
+    main([int(arg) for arg in sys.argv[1:]] or [1_000, 10_000])
