@@ -85,6 +85,50 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
+    from .render import render
+    from .settings import load_stack_settings
+
+    program = load_program(args.module)
+    settings = load_stack_settings(Path(args.project), args.stack)
+    report = _checked(program)
+    if not report.ok:
+        return 1
+    written = render(program, settings, Path(args.output))
+    print(f"wrote {len(written)} files under {args.output}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Preview a stack with the Pulumi engine (nothing is built or deployed)."""
+    from .pulumi.automation import preview
+
+    run = preview(args.stack, Path(args.project))
+    print(f"preview: {run.summary}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Deploy a stack: build and push images, then Kubernetes objects, in dependency order."""
+    from .pulumi.automation import up
+
+    run = up(args.stack, Path(args.project))
+    print(f"up: {run.summary}")
+    for name, ref in sorted(run.outputs.get("imageRefs", {}).items()):
+        print(f"  {name}: {ref}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Deploy to the next stage the exact image digests the previous stage published (no rebuild)."""
+    from .pulumi.automation import promote
+
+    run = promote(args.source, args.target, Path(args.project))
+    print(f"promoted {args.source} -> {args.target}: {run.summary}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flyte-infra", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -100,6 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     command("graph", cmd_graph).add_argument(
         "-o", "--output", required=True, help="file to write: .svg, .png or .dot"
     )
+    render = command("render", cmd_render)
+    render.add_argument("--stack", required=True, help="stack whose settings to use: dev, staging, prod")
+    render.add_argument("-o", "--output", required=True, help="directory to write")
+    render.add_argument("--project", default=".", help="directory of Pulumi.yaml and stacks/ (default: .)")
+
+    def stage_command(name: str, handler: Command) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--project", default=".", help="directory of Pulumi.yaml (default: .)")
+        return sub
+
+    stage_command("preview", cmd_preview).add_argument("--stack", required=True, help="dev, staging, prod")
+    stage_command("up", cmd_up).add_argument("--stack", required=True, help="dev, staging, prod")
+    promote = stage_command("promote", cmd_promote)
+    promote.add_argument("--from", dest="source", required=True, help="the stage whose digests to deploy")
+    promote.add_argument("--to", dest="target", required=True, help="the stage to deploy them to")
     return parser
 
 

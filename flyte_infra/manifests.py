@@ -1,0 +1,183 @@
+"""Kubernetes objects of an environment, as plain dicts: what `render` writes and Pulumi deploys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .environment import TaskEnvironment
+from .graph import EnvironmentGraph
+from .settings import StackSettings
+
+__all__ = [
+    "CLIENT_LABEL",
+    "ENVIRONMENT_LABEL",
+    "endpoint_variable",
+    "environment_manifests",
+    "namespace_manifest",
+    "service_dns",
+]
+
+ENVIRONMENT_LABEL = "flyte-infra/environment"
+CLIENT_LABEL = "flyte-infra/role"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+Manifest = dict[str, Any]
+
+
+def endpoint_variable(environment: str) -> str:
+    """The variable that gives a worker the address of `environment`'s service."""
+    return "FLYTE_INFRA_ENDPOINT_" + environment.upper().replace("-", "_")
+
+
+def service_dns(environment: str, settings: StackSettings) -> str:
+    return f"{environment}.{settings.namespace}.svc.{settings.cluster_domain}"
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "flyte-infra",
+        "app.kubernetes.io/managed-by": "flyte-infra",
+        ENVIRONMENT_LABEL: name,
+    }
+
+
+def _metadata(name: str, settings: StackSettings) -> dict[str, Any]:
+    return {"name": name, "namespace": settings.namespace, "labels": _labels(name)}
+
+
+def namespace_manifest(settings: StackSettings) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "flyte-infra"}},
+    }
+
+
+def environment_manifests(
+    environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings, image_ref: str
+) -> list[Manifest]:
+    """ServiceAccount, Deployment, Service and NetworkPolicy of one environment, in that order."""
+    name = environment.name
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata(name, settings),
+            "automountServiceAccountToken": False,
+        },
+        _deployment(environment, graph, settings, image_ref),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(name, settings),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {ENVIRONMENT_LABEL: name},
+                "ports": [{"name": "http", "port": settings.port, "targetPort": "http", "protocol": "TCP"}],
+            },
+        },
+        _network_policy(name, graph, settings),
+    ]
+
+
+def _environment_variables(
+    environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings
+) -> list[dict[str, Any]]:
+    variables: list[dict[str, Any]] = [
+        {"name": key, "value": value} for key, value in sorted(environment.env_vars.items())
+    ]
+    variables += [
+        {
+            "name": secret.env_var,
+            "valueFrom": {"secretKeyRef": {"name": secret.secret_name, "key": secret.key}},
+        }
+        for secret in environment.secrets
+    ]
+    variables.append({"name": "FLYTE_INFRA_ENV", "value": environment.name})
+    variables += [
+        {"name": endpoint_variable(other), "value": f"http://{service_dns(other, settings)}:{settings.port}"}
+        for other in sorted(graph.closure(environment.name))
+    ]
+    return variables
+
+
+def _deployment(
+    environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings, image_ref: str
+) -> Manifest:
+    name = environment.name
+    requests, limits = environment.resources.requests_and_limits()
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": image_ref,
+        "args": ["--env", name, "--port", str(settings.port)],
+        "ports": [{"name": "http", "containerPort": settings.port, "protocol": "TCP"}],
+        "env": _environment_variables(environment, graph, settings),
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "initialDelaySeconds": 10},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if requests:
+        container["resources"] = {"requests": requests, "limits": limits}
+    pod: dict[str, Any] = {
+        "serviceAccountName": name,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    gpu = environment.resources.gpu
+    if gpu is not None:
+        pod["nodeSelector"] = settings.accelerator_labels.node_selector(gpu, name)
+        pod["tolerations"] = [dict(GPU_TOLERATION)]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, settings),
+        "spec": {
+            "replicas": settings.replicas_of(name),
+            "selector": {"matchLabels": {ENVIRONMENT_LABEL: name}},
+            "template": {"metadata": {"labels": _labels(name)}, "spec": pod},
+        },
+    }
+
+
+def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings) -> Manifest:
+    """Ingress only from environments that depend on this one (directly or not).
+
+    Nothing depends on an entrypoint environment, so it admits pods labelled `flyte-infra/role:
+    client` instead: whatever starts runs (a CLI pod, an ingress controller) carries that label.
+    """
+    dependents = sorted(graph.dependent_closure(name))
+    source = (
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": ENVIRONMENT_LABEL, "operator": "In", "values": dependents}]
+            }
+        }
+        if dependents
+        else {"podSelector": {"matchLabels": {CLIENT_LABEL: "client"}}}
+    )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(name, settings),
+        "spec": {
+            "podSelector": {"matchLabels": {ENVIRONMENT_LABEL: name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [source], "ports": [{"port": "http", "protocol": "TCP"}]}],
+        },
+    }

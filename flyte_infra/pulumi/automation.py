@@ -1,0 +1,161 @@
+"""`flyte-infra preview/up/promote`: the project's Pulumi program run through the Automation API.
+
+The engine is the real `pulumi` CLI (built by scripts/pulumi-toolchain.sh when none is installed),
+on a local `file://` backend unless PULUMI_BACKEND_URL says otherwise, with plugin downloads off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pulumi
+from pulumi import automation as auto
+
+from ..errors import FlyteInfraError
+from ..settings import load_stack_settings
+
+__all__ = ["EngineError", "StackRun", "find_pulumi", "preview", "promote", "up"]
+
+PULUMI_VERSION = pulumi.__version__ if hasattr(pulumi, "__version__") else "3.259.0"
+IMAGE_TYPE = "docker-build:index:Image"
+
+
+def toolchain_dir() -> Path:
+    """Where scripts/pulumi-toolchain.sh puts the CLI and plugins it builds."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "flyte-infra" / "pulumi-toolchain" / PULUMI_VERSION / "bin"
+
+
+def find_pulumi() -> Path | None:
+    """The `pulumi` CLI: the project's built toolchain first, then PATH."""
+    built = toolchain_dir() / "pulumi"
+    if built.is_file():
+        return built
+    found = shutil.which("pulumi")
+    return Path(found) if found else None
+
+
+def engine_environment(project_dir: Path) -> dict[str, str]:
+    """Variables for a hermetic engine: local state, no plugin downloads, no update checks."""
+    variables = {
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+        "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL")
+        or (project_dir / ".pulumi-state").resolve().as_uri(),
+        "PULUMI_PYTHON_CMD": sys.executable,
+    }
+    if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
+        raise FlyteInfraError(
+            "set PULUMI_CONFIG_PASSPHRASE (it encrypts this stack's secrets, e.g. the registry password)"
+        )
+    tool_bin = toolchain_dir()
+    if tool_bin.is_dir():
+        variables["PATH"] = f"{tool_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    return variables
+
+
+@dataclass
+class StackRun:
+    """What one engine run did: the resources it touched, in the engine's order."""
+
+    stack: str
+    steps: list[tuple[str, str, str]] = field(default_factory=list)
+    """(operation, type token, name) of every resource step, in the order the engine began them."""
+    finished: list[str] = field(default_factory=list)
+    """Names of resources in the order the engine finished their steps."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, int] = field(default_factory=dict)
+
+    def names_of(
+        self, type_token: str, operations: tuple[str, ...] = ("create", "update", "replace")
+    ) -> list[str]:
+        return [name for op, kind, name in self.steps if kind == type_token and op in operations]
+
+
+class EngineError(FlyteInfraError):
+    """The engine run failed; `run` holds the steps it had begun."""
+
+    def __init__(self, message: str, run: StackRun) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
+    def on_event(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            metadata = event.resource_pre_event.metadata
+            name = metadata.urn.rsplit("::", 1)[-1]
+            operation = str(metadata.op.value if hasattr(metadata.op, "value") else metadata.op)
+            run.steps.append((operation, metadata.type, name))
+            if operation != "same" and metadata.type != "pulumi:pulumi:Stack":
+                print(f"  {operation:<8} {metadata.type:<45} {name}", file=out, flush=True)
+        elif event.res_outputs_event is not None:
+            run.finished.append(event.res_outputs_event.metadata.urn.rsplit("::", 1)[-1])
+        elif event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
+            print(f"  error: {event.diagnostic_event.message.strip()}", file=out, flush=True)
+
+    return on_event
+
+
+def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
+    pulumi_cli = find_pulumi()
+    if pulumi_cli is None:
+        raise FlyteInfraError("no pulumi CLI: run scripts/pulumi-toolchain.sh (builds it from Go modules)")
+    variables = engine_environment(project_dir)
+    if variables["PULUMI_BACKEND_URL"].startswith("file://"):
+        Path(variables["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    command = auto.PulumiCommand(root=str(pulumi_cli.parent.parent), skip_version_check=True)
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(project_dir), env_vars=variables, pulumi_command=command
+    )
+    return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project_dir), opts=options)
+
+
+def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
+    """`pulumi preview` of a stack: what would change, with no image built (build_on_preview off)."""
+    run = StackRun(stack_name)
+    print(f"preview of stack '{stack_name}':", file=out)
+    result = _stack(stack_name, project_dir).preview(on_event=_progress(run, out))
+    run.summary = {str(kind): count for kind, count in result.change_summary.items()}
+    return run
+
+
+def up(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
+    """`pulumi up` of a stack: build and push images, then the Kubernetes objects, in dependency order."""
+    run = StackRun(stack_name)
+    print(f"up of stack '{stack_name}':", file=out)
+    try:
+        result = _stack(stack_name, project_dir).up(on_event=_progress(run, out))
+    except auto.CommandError as error:
+        raise EngineError(f"pulumi up of stack '{stack_name}' failed: {_engine_error(error)}", run) from None
+    run.outputs = {key: value.value for key, value in result.outputs.items()}
+    run.summary = {str(kind): count for kind, count in (result.summary.resource_changes or {}).items()}
+    return run
+
+
+def promote(source: str, target: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
+    """Deploy to `target` the image digests that `source` published; refuses if anything would build."""
+    settings = load_stack_settings(project_dir, target)
+    if settings.promote_from != source:
+        raise FlyteInfraError(
+            f"stack '{target}' promotes from '{settings.promote_from}', not '{source}' "
+            f"(set flyte-infra:promoteFrom in stacks/Pulumi.{target}.yaml)"
+        )
+    run = up(target, project_dir, out)
+    built = run.names_of(IMAGE_TYPE)
+    if built:
+        raise FlyteInfraError(f"promotion to '{target}' built images {built}; it must only reuse digests")
+    return run
+
+
+def _engine_error(error: auto.CommandError) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    interesting = [line for line in lines if "error" in line.lower()] or lines[-3:]
+    return " | ".join(interesting[-4:])

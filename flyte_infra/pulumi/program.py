@@ -1,0 +1,156 @@
+"""The Pulumi program: preflight first, then one component per environment in dependency order."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from ..dockerfile import image_spec, write_build_context
+from ..errors import FlyteInfraError
+from ..loader import Program, load_program
+from ..manifests import environment_manifests, namespace_manifest, service_dns
+from ..preflight import preflight
+from ..settings import StackSettings
+from .component import ImageBuildArgs, KubernetesObject, TaskEnvironmentArgs, TaskEnvironmentComponent
+
+__all__ = ["CONFIG_NAMESPACE", "deploy", "main", "promoted_image_refs"]
+
+CONFIG_NAMESPACE = "flyte-infra"
+BUILD_DIR = Path(".flyte-infra") / "build"
+
+
+def deploy(
+    program: Program,
+    settings: StackSettings,
+    *,
+    registry_username: pulumi.Input[str] | None = None,
+    registry_password: pulumi.Input[str] | None = None,
+    promoted: pulumi.Output[Mapping[str, str]] | None = None,
+) -> dict[str, TaskEnvironmentComponent]:
+    """Register every environment of `program`; raises PreflightError before registering anything.
+
+    With `promoted` (env -> image ref with digest, from the previous stage) no image is built.
+    """
+    graph = preflight(program.environments).raise_for_errors()
+    provider = (
+        kubernetes.Provider("kubernetes", render_yaml_to_directory=settings.render_dir)
+        if settings.render_dir
+        else None
+    )
+    namespace = KubernetesObject(
+        "namespace", namespace_manifest(settings), pulumi.ResourceOptions(provider=provider)
+    )
+    components: dict[str, TaskEnvironmentComponent] = {}
+    built: dict[str, pulumi.Output[str]] = {}  # spec tag -> image ref: identical specs build once
+    for name in graph.order:
+        environment = graph.environments[name]
+        spec = image_spec(environment, program, settings)
+        build: ImageBuildArgs | None = None
+        image_ref: pulumi.Output[str] | None = None
+        if promoted is not None:
+            image_ref = promoted.apply(
+                functools.partial(_promoted_ref, name=name, tag=spec.tag, settings=settings)
+            )
+        elif spec.tag in built:
+            image_ref = built[spec.tag]
+        else:
+            context_dir = write_build_context(spec, BUILD_DIR / spec.tag)
+            build = ImageBuildArgs(
+                context_dir=context_dir,
+                tag_ref=spec.image_name(settings),
+                registry=settings.registry,
+                registry_username=registry_username,
+                registry_password=registry_password,
+            )
+        args = TaskEnvironmentArgs(
+            namespace=settings.namespace,
+            service_dns=service_dns(name, settings),
+            manifests=environment_manifests(environment, graph, settings, image_ref="<image>"),
+            build=build,
+            image_ref=image_ref,
+            provider=provider,
+        )
+        dependencies: list[pulumi.Resource] = [namespace]
+        dependencies += [components[dependency] for dependency in graph.dependencies[name]]
+        component = TaskEnvironmentComponent(name, args, pulumi.ResourceOptions(depends_on=dependencies))
+        components[name] = component
+        built.setdefault(spec.tag, component.image_ref)
+    return components
+
+
+def _promoted_ref(refs: Mapping[str, str], name: str, tag: str, settings: StackSettings) -> str:
+    """The previous stage's image for `name`, checked to be the image of the current spec."""
+    source = settings.promote_from or "flyte-infra:images"
+    ref = refs.get(name)
+    if ref is None:
+        raise FlyteInfraError(
+            f"environment '{name}': stack '{source}' published no image for it; deploy it there first"
+        )
+    if "@sha256:" not in ref:
+        raise FlyteInfraError(f"environment '{name}': '{ref}' from '{source}' is not pinned by digest")
+    published_tag = ref.split("@", 1)[0].rsplit(":", 1)[-1]
+    if published_tag != tag:
+        raise FlyteInfraError(
+            f"environment '{name}': its image spec changed since stack '{source}' built it "
+            f"(now {tag}, there {published_tag}); deploy '{source}' first: promotion never rebuilds"
+        )
+    return ref
+
+
+def promoted_image_refs(settings: StackSettings) -> pulumi.Output[Mapping[str, str]] | None:
+    """The previous stage's `imageRefs` output (StackReference), or the `images` config map."""
+    if settings.images:
+        return pulumi.Output.from_input(dict(settings.images))
+    if not settings.promote_from:
+        return None
+    source = settings.promote_from
+    if source.count("/") != 2:
+        organization = pulumi.get_organization() or "organization"  # the diy backends' name
+        source = f"{organization}/{pulumi.get_project()}/{source}"
+    reference = pulumi.StackReference(
+        f"promote-from-{settings.promote_from.replace('/', '-')}", stack_name=source
+    )
+    return reference.get_output("imageRefs")
+
+
+def read_settings(config: pulumi.Config, stack: str) -> StackSettings:
+    """StackSettings from this stack's `flyte-infra:*` config (secrets stay Outputs, outside)."""
+    values: dict[str, Any] = {}
+    for key in StackSettings.config_keys():
+        raw = config.get(key)
+        if raw is None:
+            continue
+        try:
+            values[key] = config.get_object(key)
+        except Exception:  # a plain string that is not JSON
+            values[key] = raw
+    return StackSettings.from_config(values, stack=stack)
+
+
+def main() -> None:
+    """Entry point of `__main__.py`: load the module named in config and deploy it."""
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    try:
+        settings = read_settings(config, pulumi.get_stack())
+        program = load_program(settings.module)
+        components = deploy(
+            program,
+            settings,
+            registry_username=config.get("registryUsername"),
+            registry_password=config.get_secret("registryPassword"),
+            promoted=promoted_image_refs(settings),
+        )
+    except FlyteInfraError as error:
+        raise pulumi.RunError(str(error)) from None
+    image_refs = {name: component.image_ref for name, component in components.items()}
+    pulumi.export("imageRefs", image_refs)
+    pulumi.export(
+        "imageDigests",
+        {name: ref.apply(lambda value: value.split("@", 1)[-1]) for name, ref in image_refs.items()},
+    )
+    pulumi.export("serviceDns", {name: component.service_dns for name, component in components.items()})
