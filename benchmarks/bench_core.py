@@ -28,7 +28,8 @@ SPECIFIERS = ("", ">=1.0", "==2.1.0", "<3", "~=2.0", ">=2,<2.5")
 PIN = "==2.1.0"  # satisfies every specifier above
 
 
-def generate(size: int, seed: int = 7) -> list[TaskEnvironment]:
+def generate(size: int, seed: int = 7, faulty_every: int | None = 100) -> list[TaskEnvironment]:
+    """`size` environments; every `faulty_every`-th misses an inherited package (None: none does)."""
     rng = random.Random(seed)
     environments: list[TaskEnvironment] = []
     for index in range(size):
@@ -38,7 +39,7 @@ def generate(size: int, seed: int = 7) -> list[TaskEnvironment]:
             for dependency in depends_on
             for package in dependency.packages
         }
-        if index % 100 == 99 and inherited:
+        if faulty_every and index % faulty_every == faulty_every - 1 and inherited:
             inherited.remove(min(inherited))  # a parent that misses a child's package: an error finding
         own = [name + rng.choice(SPECIFIERS) for name in rng.sample(NAMES, k=2) if name not in inherited]
         environments.append(
@@ -80,16 +81,17 @@ def ours(environments: list[TaskEnvironment]) -> int:
 
 
 def main(sizes: list[int]) -> None:
+    columns = ("envs", "edges", "errors", "preflight+plan", "graphlib", "ratio", "per env")
     print(
-        f"{'envs':>7} {'edges':>7} {'errors':>6} {'preflight+plan':>15} {'graphlib':>10} {'ratio':>6} {'per env':>9}"
+        " ".join(f"{column:>{width}}" for column, width in zip(columns, (7, 7, 6, 15, 10, 6, 9), strict=True))
     )
     for size in sizes:
         environments = generate(size)
         dependencies = {env.name: tuple(dep.name for dep in env.depends_on) for env in environments}
         edges = sum(map(len, dependencies.values()))
         errors = ours(environments)
-        ours_seconds = best_of(5, lambda: ours(environments))
-        bare_seconds = best_of(5, lambda: bare_graphlib(dependencies))
+        ours_seconds = best_of(5, lambda envs=environments: ours(envs))
+        bare_seconds = best_of(5, lambda deps=dependencies: bare_graphlib(deps))
         print(
             f"{size:>7} {edges:>7} {errors:>6} {ours_seconds * 1e3:>12.1f} ms {bare_seconds * 1e3:>7.1f} ms"
             f" {ours_seconds / bare_seconds:>6.2f} {ours_seconds / size * 1e6:>6.1f} us"

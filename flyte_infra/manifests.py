@@ -10,6 +10,7 @@ from .settings import StackSettings
 
 __all__ = [
     "CLIENT_LABEL",
+    "ENDPOINT_TEMPLATE_VARIABLE",
     "ENVIRONMENT_LABEL",
     "endpoint_variable",
     "environment_manifests",
@@ -24,8 +25,12 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 Manifest = dict[str, Any]
 
 
+ENDPOINT_TEMPLATE_VARIABLE = "FLYTE_INFRA_ENDPOINT_TEMPLATE"
+"""Gives a worker the address of any environment's service: `{env}` stands for its name."""
+
+
 def endpoint_variable(environment: str) -> str:
-    """The variable that gives a worker the address of `environment`'s service."""
+    """The variable that overrides the address of one environment's service (tests, local runs)."""
     return "FLYTE_INFRA_ENDPOINT_" + environment.upper().replace("-", "_")
 
 
@@ -66,7 +71,7 @@ def environment_manifests(
             "metadata": _metadata(name, settings),
             "automountServiceAccountToken": False,
         },
-        _deployment(environment, graph, settings, image_ref),
+        _deployment(environment, settings, image_ref),
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -81,9 +86,7 @@ def environment_manifests(
     ]
 
 
-def _environment_variables(
-    environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings
-) -> list[dict[str, Any]]:
+def _environment_variables(environment: TaskEnvironment, settings: StackSettings) -> list[dict[str, Any]]:
     variables: list[dict[str, Any]] = [
         {"name": key, "value": value} for key, value in sorted(environment.env_vars.items())
     ]
@@ -95,16 +98,12 @@ def _environment_variables(
         for secret in environment.secrets
     ]
     variables.append({"name": "FLYTE_INFRA_ENV", "value": environment.name})
-    variables += [
-        {"name": endpoint_variable(other), "value": f"http://{service_dns(other, settings)}:{settings.port}"}
-        for other in sorted(graph.closure(environment.name))
-    ]
+    template = f"http://{service_dns('{env}', settings)}:{settings.port}"
+    variables.append({"name": ENDPOINT_TEMPLATE_VARIABLE, "value": template})
     return variables
 
 
-def _deployment(
-    environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings, image_ref: str
-) -> Manifest:
+def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref: str) -> Manifest:
     name = environment.name
     requests, limits = environment.resources.requests_and_limits()
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
@@ -113,7 +112,7 @@ def _deployment(
         "image": image_ref,
         "args": ["--env", name, "--port", str(settings.port)],
         "ports": [{"name": "http", "containerPort": settings.port, "protocol": "TCP"}],
-        "env": _environment_variables(environment, graph, settings),
+        "env": _environment_variables(environment, settings),
         "readinessProbe": probe,
         "livenessProbe": {**probe, "initialDelaySeconds": 10},
         "securityContext": {

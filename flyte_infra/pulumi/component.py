@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,7 +124,8 @@ def _with_image(manifest: dict[str, Any], image_ref: pulumi.Output[str]) -> dict
     """A copy of `manifest` whose workload containers run `image_ref`."""
     if manifest["kind"] != "Deployment":
         return manifest
-    result = copy.deepcopy(manifest)
-    for container in result["spec"]["template"]["spec"]["containers"]:
-        container["image"] = image_ref
-    return result
+    spec = manifest["spec"]
+    pod = spec["template"]["spec"]
+    containers = [{**container, "image": image_ref} for container in pod["containers"]]
+    template = {**spec["template"], "spec": {**pod, "containers": containers}}
+    return {**manifest, "spec": {**spec, "template": template}}
