@@ -11,6 +11,7 @@ from .errors import (
     PreflightError,
 )
 from .resources import GPU, Resources
+from .run import run
 from .task import Task
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "Secret",
     "Task",
     "TaskEnvironment",
+    "run",
 ]

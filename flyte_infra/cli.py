@@ -85,6 +85,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a task in-process (tasks it calls in other environments run here too); print its result."""
+    from .run import run_task
+
+    raw_args = {}
+    for item in args.arg:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise FlyteInfraError(f"--arg '{item}': write it as name=value")
+        raw_args[name] = value
+    program = load_program(args.module)
+    print(json.dumps(run_task(program, args.task, raw_args), indent=2))
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
     from .render import render
@@ -143,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("plan", cmd_plan).add_argument("--json", action="store_true", help="print JSON")
     command("graph", cmd_graph).add_argument(
         "-o", "--output", required=True, help="file to write: .svg, .png or .dot"
+    )
+    run = command("run", cmd_run)
+    run.add_argument("task", metavar="TASK", help="task name, or environment.task")
+    run.add_argument(
+        "--arg", action="append", default=[], metavar="NAME=VALUE", help="an argument (JSON or text)"
     )
     render = command("render", cmd_render)
     render.add_argument("--stack", required=True, help="stack whose settings to use: dev, staging, prod")

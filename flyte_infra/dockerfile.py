@@ -18,7 +18,16 @@ RUNTIME_REQUIREMENTS = ("pydantic>=2.6,<3", "packaging>=24")
 """What the worker needs beside the standard library to import flyte_infra."""
 
 _PACKAGE_DIR = Path(__file__).parent
-_NOT_IN_IMAGES = ("pulumi", "cli.py", "diagram.py", "render.py")
+_NOT_IN_IMAGES = (
+    "pulumi",
+    "cli.py",
+    "diagram.py",
+    "dockerfile.py",
+    "manifests.py",
+    "plan.py",
+    "render.py",
+    "settings.py",
+)
 """Deploy-time parts of flyte_infra that a worker never imports."""
 
 

@@ -6,13 +6,12 @@ from typing import Any
 
 from .environment import TaskEnvironment
 from .graph import EnvironmentGraph
+from .runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 from .settings import StackSettings
 
 __all__ = [
     "CLIENT_LABEL",
-    "ENDPOINT_TEMPLATE_VARIABLE",
     "ENVIRONMENT_LABEL",
-    "endpoint_variable",
     "environment_manifests",
     "namespace_manifest",
     "service_dns",
@@ -23,15 +22,6 @@ CLIENT_LABEL = "flyte-infra/role"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 Manifest = dict[str, Any]
-
-
-ENDPOINT_TEMPLATE_VARIABLE = "FLYTE_INFRA_ENDPOINT_TEMPLATE"
-"""Gives a worker the address of any environment's service: `{env}` stands for its name."""
-
-
-def endpoint_variable(environment: str) -> str:
-    """The variable that overrides the address of one environment's service (tests, local runs)."""
-    return "FLYTE_INFRA_ENDPOINT_" + environment.upper().replace("-", "_")
 
 
 def service_dns(environment: str, settings: StackSettings) -> str:

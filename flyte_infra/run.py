@@ -1,0 +1,57 @@
+"""Running tasks in-process: `flyte-infra run MODULE TASK --arg k=v` and `flyte_infra.run(task, ...)`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from .errors import FlyteInfraError
+from .loader import Program
+from .runtime.codec import decode_arguments, encode_result
+from .task import Task
+
+__all__ = ["find_task", "run", "run_task"]
+
+R = TypeVar("R")
+
+
+def run(task: Task[R], /, *args: Any, **kwargs: Any) -> R:
+    """Run a task (sync or async) here and return its result; tasks it calls run here too."""
+    outcome = task(*args, **kwargs)
+    return asyncio.run(outcome) if task.is_async else outcome  # type: ignore[arg-type]
+
+
+def find_task(program: Program, reference: str) -> Task[Any]:
+    """The task named `task` (unique in the program) or `environment.task`."""
+    environment_name, _, task_name = reference.rpartition(".")
+    matches = [
+        task
+        for environment in program.environments
+        if not environment_name or environment.name == environment_name
+        for name, task in environment.tasks.items()
+        if name == task_name
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(sorted(t.qualified_name for e in program.environments for t in e.tasks.values()))
+        raise FlyteInfraError(f"module '{program.module_name}' has no task '{reference}' (it has: {known})")
+    names = ", ".join(task.qualified_name for task in matches)
+    raise FlyteInfraError(f"task '{reference}' is ambiguous ({names}); write it as environment.task")
+
+
+def _raw_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a bare string such as --arg name=alice
+
+
+def run_task(program: Program, reference: str, raw_args: Mapping[str, str]) -> Any:
+    """Run `reference` in-process with `k=v` arguments (JSON, or plain strings), validated against its
+    type hints; returns the result as JSON-ready data."""
+    task = find_task(program, reference)
+    arguments = decode_arguments(task, {name: _raw_value(value) for name, value in raw_args.items()})
+    return encode_result(task, run(task, **arguments))

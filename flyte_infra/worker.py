@@ -1,0 +1,133 @@
+"""A worker: one environment's tasks served over HTTP (`python -m flyte_infra.worker --env NAME`).
+
+    GET  /healthz            -> {"env": NAME, "tasks": [...]}
+    POST /tasks/<task>       {"args": {param: value}} -> {"result": value}
+                             400 bad arguments, 404 unknown task, 500 the task raised
+
+Calls the served tasks make to tasks of other environments go to those environments' workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import json
+import os
+import sys
+from collections.abc import Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .environment import TaskEnvironment
+from .errors import FlyteInfraError
+from .loader import load_program
+from .runtime.codec import TaskArgumentError, decode_arguments, encode_result
+from .runtime.router import WorkerRouter
+from .task import Task, use_router
+
+__all__ = ["main", "serve"]
+
+ENVIRONMENT_HEADER = "X-Flyte-Infra-Environment"
+
+
+def run_task(task: Task[Any], arguments: dict[str, Any]) -> Any:
+    """Run one of the served environment's tasks to completion in this thread."""
+    if task.is_async:
+        return asyncio.run(task.func(**arguments))
+    return task.func(**arguments)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _WorkerServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request, on stderr
+        sys.stderr.write(f"[{self.server.environment.name}] {format % args}\n")
+
+    def _reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header(ENVIRONMENT_HEADER, self.server.environment.name)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path != "/healthz":
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "NotFound", "message": self.path})
+            return
+        environment = self.server.environment
+        self._reply(HTTPStatus.OK, {"env": environment.name, "tasks": sorted(environment.tasks)})
+
+    def do_POST(self) -> None:
+        name = self.path.removeprefix("/tasks/")
+        task = self.server.environment.tasks.get(name)
+        if not self.path.startswith("/tasks/") or task is None:
+            message = f"environment '{self.server.environment.name}' has no task '{name}'"
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "UnknownTask", "message": message})
+            return
+        try:
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            arguments = decode_arguments(task, request.get("args", {}))
+        except (ValueError, AttributeError) as error:
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": type(error).__name__, "message": str(error)})
+            return
+        try:
+            result = self.server.context.copy().run(run_task, task, arguments)
+            body = {"result": encode_result(task, result)}
+        except TaskArgumentError as error:
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "BadResult", "message": str(error)})
+            return
+        except Exception as error:  # the task's own failure goes back to the caller
+            self._reply(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(error).__name__, "message": str(error)}
+            )
+            return
+        self._reply(HTTPStatus.OK, body)
+
+
+class _WorkerServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], environment: TaskEnvironment) -> None:
+        self.environment = environment
+        use_router(WorkerRouter(environment.name))
+        self.context = contextvars.copy_context()  # each request runs in a copy: the router comes along
+        super().__init__(address, _Handler)
+
+
+def serve(environment: TaskEnvironment, host: str = "0.0.0.0", port: int = 8080) -> _WorkerServer:
+    """A server for `environment`'s tasks, bound and ready for `serve_forever()`."""
+    return _WorkerServer((host, port), environment)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flyte_infra.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--env", required=True, help="the environment whose tasks to serve")
+    parser.add_argument("--module", default=os.environ.get("FLYTE_INFRA_MODULE"), help="module defining it")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    if not args.module:
+        parser.error("--module or FLYTE_INFRA_MODULE is required")
+    try:
+        environment = load_program(args.module).environment(args.env)
+        server = serve(environment, args.host, args.port)
+    except (FlyteInfraError, OSError) as error:
+        print(f"error: worker '{args.env}': {error}", file=sys.stderr)
+        return 1
+    print(
+        f"worker '{environment.name}' serving {sorted(environment.tasks)} on {args.host}:{args.port}",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

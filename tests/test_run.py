@@ -1,0 +1,54 @@
+import json
+from pathlib import Path
+
+import pytest
+
+import flyte_infra as flyte
+from flyte_infra import FlyteInfraError
+from flyte_infra.cli import main
+from flyte_infra.loader import load_program
+from flyte_infra.run import run_task
+
+EXAMPLE = str(Path(__file__).parents[1] / "examples" / "ml_pipeline.py")
+
+
+def test_the_pipeline_runs_in_process_across_environments():
+    result = run_task(load_program(EXAMPLE), "ml_pipeline", {"size": "5", "epochs": "2"})
+    assert result == {"samples": 5.0, "weight": 2.0, "loss": 0.0}
+
+
+def test_results_flow_between_tasks_and_json_arguments_are_decoded():
+    program = load_program(EXAMPLE)
+    assert run_task(program, "data-prep.load_data", {"size": "3"}) == [0.0, 0.5, 1.0]
+    assert run_task(program, "train.train", {"data": "[0.0, 1.0]", "epochs": "1"})["weight"] == pytest.approx(
+        2.0, abs=0.01
+    )
+
+
+def test_unknown_tasks_and_bad_arguments_are_clear_errors():
+    program = load_program(EXAMPLE)
+    with pytest.raises(FlyteInfraError, match=r"has no task 'nope' \(it has: data-prep.load_data,"):
+        run_task(program, "nope", {})
+    with pytest.raises(FlyteInfraError, match=r"task 'pipeline\.ml_pipeline': parameter 'size'"):
+        run_task(program, "ml_pipeline", {"size": "many"})
+
+
+def test_flyte_run_runs_sync_and_async_tasks():
+    env = flyte.TaskEnvironment("local-run")
+
+    @env.task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @env.task
+    async def twice(x: int) -> int:
+        return inc(inc(x))
+
+    assert flyte.run(inc, 1) == 2 and flyte.run(twice, x=1) == 3
+
+
+def test_cli_run_prints_json(capsys):
+    assert main(["run", EXAMPLE, "ml_pipeline", "--arg", "size=4"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 4.0
+    assert main(["run", EXAMPLE, "ml_pipeline", "--arg", "size"]) == 1
+    assert "write it as name=value" in capsys.readouterr().err

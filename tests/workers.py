@@ -1,0 +1,61 @@
+"""Start real worker processes on loopback ports for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_worker(module: str, environment: str, port: int, **variables: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "flyte_infra.worker", "--module", module, "--env", environment]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(command, env={**os.environ, **variables}, stderr=subprocess.PIPE)
+
+
+def wait_healthy(port: int, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def post(port: int, task: str, args: dict[str, Any], timeout: float = 60) -> tuple[int, dict[str, Any], str]:
+    """(status, body, environment header) of a task call."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/tasks/{task}",
+        data=json.dumps({"args": args}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read()), response.headers["X-Flyte-Infra-Environment"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers["X-Flyte-Infra-Environment"]
+
+
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
