@@ -1,0 +1,104 @@
+"""Real images on the project's dockerd: the example across containers, and the superset rule."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flyte_infra.loader import load_program
+from flyte_infra.preflight import preflight
+from flyte_infra.runtime.endpoints import endpoint_variable
+
+from .images import build_all, docker, stack_for
+from .services import require_docker_services
+from .workers import free_port, post, wait_healthy
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def containers() -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        docker("rm", "-f", name, check=False)
+
+
+def run_container(containers: list[str], image: str, environment: str, port: int, **variables: str) -> str:
+    name = f"flyte-infra-test-{environment}-{uuid.uuid4().hex[:8]}"
+    options = [f"--env={key}={value}" for key, value in variables.items()]
+    docker(
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--name",
+        name,
+        *options,
+        image,
+        "--env",
+        environment,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    )
+    containers.append(name)
+    return name
+
+
+def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, containers: list[str]) -> None:
+    services = require_docker_services()
+    program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
+    images = build_all(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path)
+    ports = {name: free_port() for name in images}
+    endpoints = {endpoint_variable(name): f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    names = {env: run_container(containers, images[env], env, ports[env], **endpoints) for env in images}
+    for port in ports.values():
+        wait_healthy(port, timeout=60)
+
+    status, body, served_by = post(ports["pipeline"], "ml_pipeline", {"size": 5, "epochs": 2}, timeout=120)
+    assert (status, served_by) == (200, "pipeline"), body
+    assert body["result"] == {"samples": 5.0, "weight": 2.0, "loss": 0.0}
+    assert "POST /tasks/load_data" in docker("logs", names["data-prep"]).stderr
+    assert "POST /tasks/train" in docker("logs", names["train"]).stderr
+    assert "POST /tasks/ml_pipeline" in docker("logs", names["pipeline"]).stderr
+
+
+def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(
+    tmp_path: Path, containers: list[str]
+) -> None:
+    services = require_docker_services()
+    program = load_program(str(ROOT / "tests" / "fixtures" / "superset.py"))
+    findings = preflight(program.environments).errors
+    assert [(f.environment, f.subject) for f in findings] == [("parent", "package 'pyyaml'")]
+    assert "missing" in findings[0].message
+
+    images = build_all(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path)
+    child_port = free_port()
+    run_container(containers, images["child"], "child", child_port)
+    assert wait_healthy(child_port, timeout=60)["tasks"] == ["dump"]
+
+    parent = docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        images["parent"],
+        "--env",
+        "parent",
+        "--port",
+        "0",
+        check=False,
+        timeout=120,
+    )
+    assert parent.returncode == 1
+    assert parent.stderr.strip().endswith(
+        "cannot load 'superset': ModuleNotFoundError: No module named 'yaml' "
+        "(at /opt/flyte-infra/code/superset.py:3)"
+    )
