@@ -100,6 +100,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build and push every environment's image with the docker CLI; print the refs by digest."""
+    from .build import build_images
+    from .settings import load_stack_settings
+
+    program = load_program(args.module)
+    settings = load_stack_settings(Path(args.project), args.stack)
+    if not _checked(program).ok:
+        return 1
+    references = build_images(program, settings, Path(args.project) / ".flyte-infra" / "build")
+    text = json.dumps(references, indent=2, sort_keys=True)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
     from .render import render
@@ -107,10 +124,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     program = load_program(args.module)
     settings = load_stack_settings(Path(args.project), args.stack)
-    report = _checked(program)
-    if not report.ok:
+    if not _checked(program).ok:
         return 1
-    written = render(program, settings, Path(args.output))
+    images = json.loads(Path(args.images).read_text()) if args.images else None
+    written = render(program, settings, Path(args.output), images)
     print(f"wrote {len(written)} files under {args.output}")
     return 0
 
@@ -164,10 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--arg", action="append", default=[], metavar="NAME=VALUE", help="an argument (JSON or text)"
     )
-    render = command("render", cmd_render)
-    render.add_argument("--stack", required=True, help="stack whose settings to use: dev, staging, prod")
-    render.add_argument("-o", "--output", required=True, help="directory to write")
-    render.add_argument("--project", default=".", help="directory of Pulumi.yaml and stacks/ (default: .)")
+    for name, handler in (("build", cmd_build), ("render", cmd_render)):
+        sub = command(name, handler)
+        sub.add_argument("--stack", required=True, help="stack whose settings to use: dev, staging, prod")
+        sub.add_argument("--project", default=".", help="directory of Pulumi.yaml and stacks/ (default: .)")
+    commands.choices["build"].add_argument("-o", "--output", help="also write the refs to this JSON file")
+    commands.choices["render"].add_argument("-o", "--output", required=True, help="directory to write")
+    commands.choices["render"].add_argument("--images", help="JSON file of env -> image ref (from build)")
 
     def stage_command(name: str, handler: Command) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=(handler.__doc__ or "").strip().splitlines()[0])

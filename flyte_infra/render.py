@@ -11,6 +11,7 @@ from .dockerfile import image_spec, write_build_context
 from .loader import Program
 from .manifests import environment_manifests, namespace_manifest
 from .preflight import preflight
+from .promotion import promoted_ref
 from .settings import StackSettings
 
 __all__ = ["render"]
@@ -22,15 +23,18 @@ def render(
     """Write `<out>/namespace.yaml`, `<out>/<env>/manifests.yaml` and `<out>/images/<tag>/` contexts.
 
     Preflight runs first: on an error nothing is written. Images are referenced by digest when the
-    refs are known (`image_refs`, or the stack's `images`); otherwise by the spec's tag.
+    refs are known (`image_refs`, e.g. from `flyte-infra build`, or the stack's `images`), each
+    checked to be the image of the environment's current spec; otherwise by the spec's tag.
     """
     graph = preflight(program.environments).raise_for_errors()
     known = dict(image_refs or settings.images)
+    source = "the given images" if image_refs else "flyte-infra:images"
+    specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}
+    refs = {name: promoted_ref(known, name, spec.tag, source) for name, spec in specs.items() if known}
     written = [_write_yaml(out_dir / "namespace.yaml", [namespace_manifest(settings)], "")]
-    for name in graph.order:
+    for name, spec in specs.items():
         environment = graph.environments[name]
-        spec = image_spec(environment, program, settings)
-        image_ref = known.get(name, spec.image_name(settings))
+        image_ref = refs.get(name, spec.image_name(settings))
         note = (
             ""
             if "@sha256:" in image_ref

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from flyte_infra.build import build_images
 from flyte_infra.loader import load_program
 from flyte_infra.preflight import preflight
+from flyte_infra.render import render
 from flyte_infra.runtime.endpoints import endpoint_variable
 
 from .images import build_all, docker, stack_for
@@ -102,3 +104,19 @@ def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(
         "cannot load 'superset': ModuleNotFoundError: No module named 'yaml' "
         "(at /opt/flyte-infra/code/superset.py:3)"
     )
+
+
+def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path) -> None:
+    services = require_docker_services()
+    program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
+    settings = stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"])
+    references = build_images(program, settings, tmp_path / "build")
+    assert set(references) == {"data-prep", "train", "pipeline"}
+    assert references["train"] == references["pipeline"] != references["data-prep"]
+    for reference in set(references.values()):
+        name = reference.split("@")[0]
+        assert name.startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
+        manifest = docker("manifest", "inspect", "--insecure", reference, check=False)
+        assert manifest.returncode == 0, f"{reference} is not in the registry: {manifest.stderr}"
+    render(program, settings, tmp_path / "out", references)
+    assert f"image: {references['train']}" in (tmp_path / "out" / "train" / "manifests.yaml").read_text()

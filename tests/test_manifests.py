@@ -4,7 +4,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from flyte_infra import InvalidSpecError, PreflightError, Resources, TaskEnvironment
+from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, Resources, TaskEnvironment
 from flyte_infra.dockerfile import image_spec
 from flyte_infra.graph import build_graph
 from flyte_infra.loader import Program, load_program
@@ -157,9 +157,19 @@ def test_render_writes_what_would_be_deployed(tmp_path):
 
 
 def test_render_uses_known_digests_and_writes_nothing_on_a_preflight_error(tmp_path):
-    digest = "127.0.0.1:5000/flyte-infra/environments:sha-x@sha256:" + "a" * 64
-    render(load_program(EXAMPLE), settings(images={"train": digest}), tmp_path / "ok")
-    assert f"image: {digest}" in (tmp_path / "ok" / "train" / "manifests.yaml").read_text()
+    program = load_program(EXAMPLE)
+    digests = {}
+    for name in ("data-prep", "train", "pipeline"):
+        tag = image_spec(program.environment(name), program, settings()).tag
+        digests[name] = f"127.0.0.1:5000/flyte-infra/environments:{tag}@sha256:" + "a" * 64
+    render(program, settings(), tmp_path / "ok", digests)
+    assert f"image: {digests['train']}" in (tmp_path / "ok" / "train" / "manifests.yaml").read_text()
+    stale = {**digests, "train": "127.0.0.1:5000/flyte-infra/environments:sha-old@sha256:" + "b" * 64}
+    with pytest.raises(
+        FlyteInfraError, match="'train': its image spec changed since stack 'the given images'"
+    ):
+        render(program, settings(), tmp_path / "stale", stale)
+    assert not (tmp_path / "stale").exists()
     child = TaskEnvironment("child", packages=["torch"])
     parent = TaskEnvironment("parent", depends_on=[child])
     with pytest.raises(PreflightError):

@@ -13,8 +13,9 @@ from pulumi.runtime.mocks import MockMonitor
 
 from flyte_infra import FlyteInfraError, PreflightError, TaskEnvironment
 from flyte_infra.loader import Program, load_program
+from flyte_infra.promotion import promoted_ref
 from flyte_infra.pulumi import TYPE_TOKEN, deploy
-from flyte_infra.pulumi.program import _promoted_ref, promoted_image_refs, read_settings
+from flyte_infra.pulumi.program import promoted_image_refs, read_settings
 from flyte_infra.settings import StackSettings
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "ml_pipeline.py"
@@ -197,17 +198,16 @@ def test_promotion_deploys_the_previous_stage_digests_without_building() -> None
 
 
 def test_promotion_refuses_an_image_of_another_spec_or_without_digest() -> None:
-    staging = settings(promoteFrom="dev")
     current = "sha-current"
     good = f"127.0.0.1:5000/flyte-infra/environments:{current}@{fake_digest('x')}"
-    assert _promoted_ref({"train": good}, "train", current, staging) == good
+    assert promoted_ref({"train": good}, "train", current, "dev") == good
     stale = f"127.0.0.1:5000/flyte-infra/environments:sha-old@{fake_digest('x')}"
     with pytest.raises(FlyteInfraError, match="'train': its image spec changed since stack 'dev' built it"):
-        _promoted_ref({"train": stale}, "train", current, staging)
+        promoted_ref({"train": stale}, "train", current, "dev")
     with pytest.raises(FlyteInfraError, match="not pinned by digest"):
-        _promoted_ref({"train": "127.0.0.1:5000/x:sha-current"}, "train", current, staging)
+        promoted_ref({"train": "127.0.0.1:5000/x:sha-current"}, "train", current, "dev")
     with pytest.raises(FlyteInfraError, match="stack 'dev' published no image for it"):
-        _promoted_ref({}, "train", current, staging)
+        promoted_ref({}, "train", current, "dev")
 
 
 def test_settings_are_read_from_stack_config(monitor: RecordingMonitor) -> None:

@@ -1,7 +1,8 @@
 """`flyte-infra preview/up/promote`: the project's Pulumi program run through the Automation API.
 
-The engine is the real `pulumi` CLI (built by scripts/pulumi-toolchain.sh when none is installed),
-on a local `file://` backend unless PULUMI_BACKEND_URL says otherwise, with plugin downloads off.
+The engine is the `pulumi` CLI on PATH, with the Python language host and the docker-build and
+kubernetes plugins installed; it runs on a local `file://` backend unless PULUMI_BACKEND_URL says
+otherwise, with plugin downloads off.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import pulumi
 from pulumi import automation as auto
 
 from ..errors import FlyteInfraError
@@ -22,21 +22,11 @@ from ..settings import load_stack_settings
 
 __all__ = ["EngineError", "StackRun", "find_pulumi", "preview", "promote", "up"]
 
-PULUMI_VERSION = pulumi.__version__ if hasattr(pulumi, "__version__") else "3.259.0"
 IMAGE_TYPE = "docker-build:index:Image"
 
 
-def toolchain_dir() -> Path:
-    """Where scripts/pulumi-toolchain.sh puts the CLI and plugins it builds."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "flyte-infra" / "pulumi-toolchain" / PULUMI_VERSION / "bin"
-
-
 def find_pulumi() -> Path | None:
-    """The `pulumi` CLI: the project's built toolchain first, then PATH."""
-    built = toolchain_dir() / "pulumi"
-    if built.is_file():
-        return built
+    """The `pulumi` CLI on PATH (it needs the Python language host and the resource plugins beside it)."""
     found = shutil.which("pulumi")
     return Path(found) if found else None
 
@@ -55,9 +45,6 @@ def engine_environment(project_dir: Path) -> dict[str, str]:
         raise FlyteInfraError(
             "set PULUMI_CONFIG_PASSPHRASE (it encrypts this stack's secrets, e.g. the registry password)"
         )
-    tool_bin = toolchain_dir()
-    if tool_bin.is_dir():
-        variables["PATH"] = f"{tool_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     return variables
 
 
@@ -107,7 +94,7 @@ def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
 def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
     pulumi_cli = find_pulumi()
     if pulumi_cli is None:
-        raise FlyteInfraError("no pulumi CLI: run scripts/pulumi-toolchain.sh (builds it from Go modules)")
+        raise FlyteInfraError("no pulumi CLI on PATH (with pulumi-language-python and the resource plugins)")
     variables = engine_environment(project_dir)
     if variables["PULUMI_BACKEND_URL"].startswith("file://"):
         Path(variables["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from ..errors import FlyteInfraError
 from ..loader import Program, load_program
 from ..manifests import environment_manifests, namespace_manifest, service_dns
 from ..preflight import preflight
+from ..promotion import promoted_ref
 from ..settings import StackSettings
 from .component import ImageBuildArgs, KubernetesObject, TaskEnvironmentArgs, TaskEnvironmentComponent
 
@@ -53,8 +54,9 @@ def deploy(
         build: ImageBuildArgs | None = None
         image_ref: pulumi.Output[str] | None = None
         if promoted is not None:
+            source = settings.promote_from or "flyte-infra:images"
             image_ref = promoted.apply(
-                functools.partial(_promoted_ref, name=name, tag=spec.tag, settings=settings)
+                functools.partial(promoted_ref, name=name, tag=spec.tag, source=source)
             )
         elif spec.tag in built:
             image_ref = built[spec.tag]
@@ -81,25 +83,6 @@ def deploy(
         components[name] = component
         built.setdefault(spec.tag, component.image_ref)
     return components
-
-
-def _promoted_ref(refs: Mapping[str, str], name: str, tag: str, settings: StackSettings) -> str:
-    """The previous stage's image for `name`, checked to be the image of the current spec."""
-    source = settings.promote_from or "flyte-infra:images"
-    ref = refs.get(name)
-    if ref is None:
-        raise FlyteInfraError(
-            f"environment '{name}': stack '{source}' published no image for it; deploy it there first"
-        )
-    if "@sha256:" not in ref:
-        raise FlyteInfraError(f"environment '{name}': '{ref}' from '{source}' is not pinned by digest")
-    published_tag = ref.split("@", 1)[0].rsplit(":", 1)[-1]
-    if published_tag != tag:
-        raise FlyteInfraError(
-            f"environment '{name}': its image spec changed since stack '{source}' built it "
-            f"(now {tag}, there {published_tag}); deploy '{source}' first: promotion never rebuilds"
-        )
-    return ref
 
 
 def promoted_image_refs(settings: StackSettings) -> pulumi.Output[Mapping[str, str]] | None:
