@@ -14,7 +14,7 @@ from pulumi.runtime.mocks import MockMonitor
 from flyte_infra import FlyteInfraError, PreflightError, TaskEnvironment
 from flyte_infra.loader import Program, load_program
 from flyte_infra.promotion import promoted_ref
-from flyte_infra.pulumi import TYPE_TOKEN, deploy
+from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
 from flyte_infra.pulumi.program import promoted_image_refs, read_settings
 from flyte_infra.settings import StackSettings
 
@@ -225,3 +225,22 @@ def test_settings_are_read_from_stack_config(monitor: RecordingMonitor) -> None:
         pulumi.runtime.set_all_config({})
     assert loaded.namespace == "flyte-prod" and loaded.replicas == 3
     assert loaded.accelerator_labels.preset == "gke"
+
+
+def test_the_program_fails_with_the_findings_before_registering_anything(
+    monitor: RecordingMonitor, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken_envs.py"
+    broken.write_text(
+        "import flyte_infra as flyte\n"
+        "child = flyte.TaskEnvironment('child', packages=['torch>=2.2'])\n"
+        "parent = flyte.TaskEnvironment('parent', packages=['torch==2.0'], depends_on=[child])\n"
+    )
+    pulumi.runtime.set_all_config({"flyte-infra:module": str(broken)})
+    try:
+        expected = r"(?s)preflight failed with 1 finding.*parent: package 'torch'"
+        with pytest.raises(pulumi.RunError, match=expected):
+            main()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert [r.type for r in monitor.requests if r.type != "pulumi:pulumi:Stack"] == []
