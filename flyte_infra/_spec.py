@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -23,6 +24,19 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return field, message
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns1123_label(value: str) -> str:
+    """`value` if it is a DNS-1123 label (Kubernetes object and namespace names), else ValueError."""
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError(
+            f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
+            "with a letter or digit, at most 63 characters), e.g. 'train-gpu'"
+        )
+    return value
 
 
 class SpecModel(BaseModel):

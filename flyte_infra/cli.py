@@ -7,11 +7,15 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FlyteInfraError
 from .loader import Program, load_program
 from .plan import build_plan
 from .preflight import PreflightReport, preflight
+
+if TYPE_CHECKING:
+    from .settings import StackSettings
 
 __all__ = ["main"]
 
@@ -100,15 +104,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    """Build and push every environment's image with the docker CLI; print the refs by digest."""
-    from .build import build_images
+def _checked_stack(args: argparse.Namespace) -> tuple[Program, StackSettings] | None:
+    """The module and the stack's settings, or None when preflight found errors (printed)."""
     from .settings import load_stack_settings
 
     program = load_program(args.module)
     settings = load_stack_settings(Path(args.project), args.stack)
-    if not _checked(program).ok:
+    return (program, settings) if _checked(program).ok else None
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build and push every environment's image with the docker CLI; print the refs by digest."""
+    from .build import build_images
+
+    checked = _checked_stack(args)
+    if checked is None:
         return 1
+    program, settings = checked
     references = build_images(program, settings, Path(args.project) / ".flyte-infra" / "build")
     text = json.dumps(references, indent=2, sort_keys=True)
     if args.output:
@@ -120,12 +132,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
     from .render import render
-    from .settings import load_stack_settings
 
-    program = load_program(args.module)
-    settings = load_stack_settings(Path(args.project), args.stack)
-    if not _checked(program).ok:
+    checked = _checked_stack(args)
+    if checked is None:
         return 1
+    program, settings = checked
     images = json.loads(Path(args.images).read_text()) if args.images else None
     written = render(program, settings, Path(args.output), images)
     print(f"wrote {len(written)} files under {args.output}")

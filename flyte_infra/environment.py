@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from ._spec import SpecModel
+from ._spec import SpecModel, dns1123_label
 from .errors import InvalidSpecError
 from .resources import Resources
 from .task import Task
@@ -23,18 +23,8 @@ R = TypeVar("R")
 DEFAULT_IMAGE = "python:3.11-slim-bookworm"
 """Base image of an environment that names none."""
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
-        raise ValueError(
-            f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
-            "with a letter or digit, at most 63 characters), e.g. 'train-gpu'"
-        )
-    return value
 
 
 class Secret(SpecModel):
@@ -51,7 +41,7 @@ class Secret(SpecModel):
 
     @property
     def secret_name(self) -> str:
-        return _dns1123_label((self.group or self.key).lower().replace("_", "-"))
+        return dns1123_label((self.group or self.key).lower().replace("_", "-"))
 
     @property
     def env_var(self) -> str:
@@ -91,7 +81,7 @@ class TaskEnvironment(SpecModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return _dns1123_label(value)
+        return dns1123_label(value)
 
     @field_validator("image")
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ._spec import SpecModel
+from ._spec import SpecModel, dns1123_label
 from .errors import FlyteInfraError, InvalidSpecError
 from .resources import GPU
 
@@ -23,7 +22,6 @@ PRESET_KEYS = {
 }
 """Node labels naming the GPU model: NVIDIA GPU feature discovery, GKE and EKS."""
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CONFIG_PREFIX = "flyte-infra:"
 
 
@@ -86,9 +84,7 @@ class StackSettings(SpecModel):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        if len(value) > 63 or not _DNS1123_LABEL.match(value):
-            raise ValueError(f"'{value}' is not a DNS-1123 label")
-        return value
+        return dns1123_label(value)
 
     @field_validator("accelerator_labels", mode="before")
     @classmethod
