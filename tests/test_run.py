@@ -52,3 +52,14 @@ def test_cli_run_prints_json(capsys):
     assert json.loads(capsys.readouterr().out)["samples"] == 4.0
     assert main(["run", EXAMPLE, "ml_pipeline", "--arg", "size"]) == 1
     assert "write it as name=value" in capsys.readouterr().err
+
+
+def test_the_hello_example_runs_as_a_script_and_through_the_cli(capsys):
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "examples" / "hello.py"
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "['hello, ada', 'hello, grace']"
+    assert main(["run", str(script), "welcome", "--arg", 'names=["x"]']) == 0
+    assert json.loads(capsys.readouterr().out) == ["hello, x"]

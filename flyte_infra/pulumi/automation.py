@@ -108,8 +108,9 @@ def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
 def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
     """`pulumi preview` of a stack: what would change, with no image built (build_on_preview off)."""
     run = StackRun(stack_name)
+    stack = _stack(stack_name, project_dir)
     print(f"preview of stack '{stack_name}':", file=out)
-    result = _stack(stack_name, project_dir).preview(on_event=_progress(run, out))
+    result = stack.preview(on_event=_progress(run, out))
     run.summary = {str(kind): count for kind, count in result.change_summary.items()}
     return run
 
@@ -117,9 +118,10 @@ def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> Sta
 def up(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
     """`pulumi up` of a stack: build and push images, then the Kubernetes objects, in dependency order."""
     run = StackRun(stack_name)
+    stack = _stack(stack_name, project_dir)
     print(f"up of stack '{stack_name}':", file=out)
     try:
-        result = _stack(stack_name, project_dir).up(on_event=_progress(run, out))
+        result = stack.up(on_event=_progress(run, out))
     except auto.CommandError as error:
         raise EngineError(f"pulumi up of stack '{stack_name}' failed: {_engine_error(error)}", run) from None
     run.outputs = {key: value.value for key, value in result.outputs.items()}
