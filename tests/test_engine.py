@@ -66,12 +66,8 @@ def test_up_builds_pushes_renders_in_dependency_order_then_promotes_without_buil
     assert sorted(dev.names_of(IMAGE_TYPE)) == ["data-prep-image", "train-image"]  # train = pipeline's spec
 
     # the engine finished each dependency's workload before it began the dependent's
-    began = [name for _, _, name in dev.steps]
     for dependency in ("data-prep-deployment", "train-deployment"):
-        assert dev.finished.index(dependency) < len(dev.finished)
-        assert began.index("pipeline-deployment") > began.index(dependency)
-        finished_before = dev.finished[: dev.finished.index(dependency) + 1]
-        assert "pipeline-deployment" not in finished_before
+        assert dev.timeline.index(("end", dependency)) < dev.timeline.index(("begin", "pipeline-deployment"))
 
     rendered = list((project / ".flyte-infra" / "rendered" / "dev").rglob("*.yaml"))
     deployments = [

@@ -55,8 +55,8 @@ class StackRun:
     stack: str
     steps: list[tuple[str, str, str]] = field(default_factory=list)
     """(operation, type token, name) of every resource step, in the order the engine began them."""
-    finished: list[str] = field(default_factory=list)
-    """Names of resources in the order the engine finished their steps."""
+    timeline: list[tuple[str, str]] = field(default_factory=list)
+    """("begin" | "end", resource name) in the order the engine reported them."""
     outputs: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
 
@@ -81,10 +81,11 @@ def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
             name = metadata.urn.rsplit("::", 1)[-1]
             operation = str(metadata.op.value if hasattr(metadata.op, "value") else metadata.op)
             run.steps.append((operation, metadata.type, name))
+            run.timeline.append(("begin", name))
             if operation != "same" and metadata.type != "pulumi:pulumi:Stack":
                 print(f"  {operation:<8} {metadata.type:<45} {name}", file=out, flush=True)
         elif event.res_outputs_event is not None:
-            run.finished.append(event.res_outputs_event.metadata.urn.rsplit("::", 1)[-1])
+            run.timeline.append(("end", event.res_outputs_event.metadata.urn.rsplit("::", 1)[-1]))
         elif event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
             print(f"  error: {event.diagnostic_event.message.strip()}", file=out, flush=True)
 
