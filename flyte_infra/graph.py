@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 from .environment import TaskEnvironment
 from .errors import CycleError, DuplicateEnvironmentError
 
-__all__ = ["EnvironmentGraph", "build_graph", "discover", "graph_of"]
+__all__ = ["EnvironmentGraph", "build_graph", "discover", "graph_of", "reachable"]
 
 
 def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
@@ -64,22 +64,23 @@ class EnvironmentGraph:
 
     def closure(self, name: str) -> set[str]:
         """Every environment `name` depends on, directly or through others."""
-        return self._reachable(name, self.dependencies)
+        return reachable(name, self.dependencies)
 
     def dependent_closure(self, name: str) -> set[str]:
         """Every environment that depends on `name`, directly or through others."""
-        return self._reachable(name, self._dependents_index)
+        return reachable(name, self._dependents_index)
 
-    @staticmethod
-    def _reachable(start: str, edges: dict[str, tuple[str, ...]]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(edges[start])
-        while stack:
-            name = stack.pop()
-            if name not in seen:
-                seen.add(name)
-                stack.extend(edges[name])
-        return seen
+
+def reachable(start: str, edges: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """Names reachable from `start` along `edges` (name -> names); `start` only if on a cycle."""
+    seen: set[str] = set()
+    stack = list(edges[start])
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(edges[name])
+    return seen
 
 
 def build_graph(roots: Iterable[TaskEnvironment]) -> EnvironmentGraph:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
-from .graph import EnvironmentGraph, discover, graph_of
+from .graph import EnvironmentGraph, discover, graph_of, reachable
 from .packages import missing_coverage, requirements_by_name
 from .task import Task
 
@@ -95,16 +95,21 @@ def _package_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
 
 
 def _call_findings(environments: list[TaskEnvironment], graph: EnvironmentGraph | None) -> Iterator[Finding]:
+    edges = (
+        graph.dependencies
+        if graph
+        else {env.name: tuple(d.name for d in env.depends_on) for env in environments}
+    )
     for environment in environments:
-        reachable: set[str] | None = None  # computed only for tasks that call another environment
+        allowed: set[str] | None = None  # computed only for tasks that call another environment
         for task in environment.tasks.values():
             for callee in called_tasks(task):
                 target = callee.environment
                 if target is environment:
                     continue
-                if reachable is None:
-                    reachable = graph.closure(environment.name) if graph else _closure_of(environment)
-                if target.name in reachable:
+                if allowed is None:
+                    allowed = reachable(environment.name, edges)
+                if target.name in allowed:
                     continue
                 yield Finding(
                     "error",
@@ -115,17 +120,6 @@ def _call_findings(environments: list[TaskEnvironment], graph: EnvironmentGraph 
                     f"add depends_on=[{target.name}] to '{environment.name}' "
                     f"(or {environment.name}.add_dependency({target.name}))",
                 )
-
-
-def _closure_of(environment: TaskEnvironment) -> set[str]:
-    seen: set[str] = set()
-    stack = list(environment.depends_on)
-    while stack:
-        current = stack.pop()
-        if current.name not in seen:
-            seen.add(current.name)
-            stack.extend(current.depends_on)
-    return seen
 
 
 def called_tasks(task: Task[Any]) -> list[Task[Any]]:
