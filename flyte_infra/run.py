@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextvars
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .errors import FlyteInfraError
 from .loader import Program
-from .runtime.codec import decode_arguments, encode_result
-from .task import Task
+from .runtime.codec import decode_arguments, decode_text_argument, encode_result
+from .task import InProcessRouter, Task, use_router
 
 __all__ = ["find_task", "run", "run_task"]
 
@@ -18,9 +18,27 @@ R = TypeVar("R")
 
 
 def run(task: Task[R], /, *args: Any, **kwargs: Any) -> R:
-    """Run a task (sync or async) here and return its result; tasks it calls run here too."""
+    """Run a task (sync or async) here and return its result; tasks it calls run here too, whatever
+    router the caller's context has."""
+    return contextvars.copy_context().run(_run_in_process, task, args, kwargs)
+
+
+def _run_in_process(task: Task[R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    if task.is_async and _loop_running():
+        raise FlyteInfraError(
+            f"cannot run async task '{task.qualified_name}' inside a running event loop; await it"
+        )
+    use_router(InProcessRouter())  # in the copied context only
     outcome = task(*args, **kwargs)
     return asyncio.run(outcome) if task.is_async else outcome  # type: ignore[arg-type]
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def find_task(program: Program, reference: str) -> Task[Any]:
@@ -42,16 +60,9 @@ def find_task(program: Program, reference: str) -> Task[Any]:
     raise FlyteInfraError(f"task '{reference}' is ambiguous ({names}); write it as environment.task")
 
 
-def _raw_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # a bare string such as --arg name=alice
-
-
 def run_task(program: Program, reference: str, raw_args: Mapping[str, str]) -> Any:
     """Run `reference` in-process with `k=v` arguments (JSON, or plain strings), validated against its
     type hints; returns the result as JSON-ready data."""
     task = find_task(program, reference)
-    arguments = decode_arguments(task, {name: _raw_value(value) for name, value in raw_args.items()})
+    arguments = decode_arguments(task, raw_args, decode_text_argument)
     return encode_result(task, run(task, **arguments))

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -25,15 +26,14 @@ from .environment import TaskEnvironment
 from .errors import FlyteInfraError
 from .loader import load_program
 from .runtime.codec import TaskArgumentError, decode_arguments, encode_result
+from .runtime.endpoints import ENVIRONMENT_HEADER
 from .runtime.router import WorkerRouter
 from .task import Task, use_router
 
 __all__ = ["main", "serve"]
 
-ENVIRONMENT_HEADER = "X-Flyte-Infra-Environment"
 
-
-def run_task(task: Task[Any], arguments: dict[str, Any]) -> Any:
+def _run_served(task: Task[Any], arguments: dict[str, Any]) -> Any:
     """Run one of the served environment's tasks to completion in this thread."""
     if task.is_async:
         return asyncio.run(task.func(**arguments))
@@ -64,30 +64,39 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, {"env": environment.name, "tasks": sorted(environment.tasks)})
 
     def do_POST(self) -> None:
+        try:  # read the whole body first: the connection stays usable whatever the answer
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            self.close_connection = True
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": "BadRequest", "message": "invalid Content-Length"})
+            return
         name = self.path.removeprefix("/tasks/")
-        task = self.server.environment.tasks.get(name)
-        if not self.path.startswith("/tasks/") or task is None:
+        task = self.server.environment.tasks.get(name) if self.path.startswith("/tasks/") else None
+        if task is None:
             message = f"environment '{self.server.environment.name}' has no task '{name}'"
             self._reply(HTTPStatus.NOT_FOUND, {"error": "UnknownTask", "message": message})
             return
         try:
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError(f'the body must be a JSON object {{"args": {{...}}}}, got {request!r}')
             arguments = decode_arguments(task, request.get("args", {}))
-        except (ValueError, AttributeError) as error:
+        except ValueError as error:  # bad JSON or TaskArgumentError
             self._reply(HTTPStatus.BAD_REQUEST, {"error": type(error).__name__, "message": str(error)})
             return
         try:
-            result = self.server.context.copy().run(run_task, task, arguments)
-            body = {"result": encode_result(task, result)}
-        except TaskArgumentError as error:
-            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "BadResult", "message": str(error)})
-            return
+            result = self.server.context.copy().run(_run_served, task, arguments)
         except Exception as error:  # the task's own failure goes back to the caller
             self._reply(
                 HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(error).__name__, "message": str(error)}
             )
             return
-        self._reply(HTTPStatus.OK, body)
+        try:
+            encoded = encode_result(task, result)
+        except TaskArgumentError as error:
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "BadResult", "message": str(error)})
+            return
+        self._reply(HTTPStatus.OK, {"result": encoded})
 
 
 class _WorkerServer(ThreadingHTTPServer):
@@ -95,8 +104,8 @@ class _WorkerServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], environment: TaskEnvironment) -> None:
         self.environment = environment
-        use_router(WorkerRouter(environment.name))
         self.context = contextvars.copy_context()  # each request runs in a copy: the router comes along
+        self.context.run(use_router, WorkerRouter(environment.name))
         super().__init__(address, _Handler)
 
 
@@ -124,9 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"worker '{environment.name}' serving {sorted(environment.tasks)} on {args.host}:{args.port}",
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    # As a container's PID 1 the default SIGTERM action is ignored: stop at once instead of being killed
+    # at the end of the grace period.
+    signal.signal(signal.SIGTERM, _stop)
+    with contextlib.suppress(KeyboardInterrupt), server:
         server.serve_forever()
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

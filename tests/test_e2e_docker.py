@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,11 @@ def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, contai
     assert "POST /tasks/load_data" in docker("logs", names["data-prep"]).stderr
     assert "POST /tasks/train" in docker("logs", names["train"]).stderr
     assert "POST /tasks/ml_pipeline" in docker("logs", names["pipeline"]).stderr
+
+    started = time.monotonic()  # the worker is PID 1: it must handle SIGTERM, not wait for SIGKILL
+    docker("stop", "--time", "20", names["train"])
+    assert time.monotonic() - started < 10
+    assert docker("inspect", "--format", "{{.State.ExitCode}}", names["train"]).stdout.strip() == "0"
 
 
 def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(

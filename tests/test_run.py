@@ -1,3 +1,5 @@
+import asyncio
+import contextvars
 import json
 from pathlib import Path
 
@@ -8,6 +10,9 @@ from flyte_infra import FlyteInfraError
 from flyte_infra.cli import main
 from flyte_infra.loader import load_program
 from flyte_infra.run import run_task
+from flyte_infra.task import use_router
+
+from .fixtures import relay as relay_module
 
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "ml_pipeline.py")
 
@@ -45,6 +50,32 @@ def test_flyte_run_runs_sync_and_async_tasks():
         return inc(inc(x))
 
     assert flyte.run(inc, 1) == 2 and flyte.run(twice, x=1) == 3
+
+
+def test_a_str_parameter_takes_command_line_text_that_looks_like_json():
+    program = load_program(str(Path(__file__).parent / "fixtures" / "relay.py"))
+    result = run_task(program, "ask", {"tag": "123"})
+    assert result["leaf"]["tag"] == "123" and result["leaf"]["pid"] == result["relay_pid"]  # all in-process
+
+
+def test_flyte_run_stays_in_process_whatever_router_is_active():
+    class Refuse:
+        def call(self, task, args, kwargs):
+            raise AssertionError(f"{task} was routed away")
+
+    def under_another_router():
+        use_router(Refuse())
+        return flyte.run(relay_module.sum_squares, 3)
+
+    assert contextvars.copy_context().run(under_another_router) == 5
+
+
+def test_flyte_run_of_an_async_task_inside_an_event_loop_says_to_await_it():
+    async def inside():
+        return flyte.run(relay_module.ask, "x")
+
+    with pytest.raises(FlyteInfraError, match=r"async task 'relay\.ask' inside a running event loop; await"):
+        asyncio.run(inside())
 
 
 def test_cli_run_prints_json(capsys):

@@ -1,3 +1,6 @@
+import http.client
+import json
+import signal
 import subprocess
 import sys
 import threading
@@ -6,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from flyte_infra.runtime.codec import TaskArgumentError, decode_arguments, encode_arguments
+from flyte_infra.runtime.codec import (
+    TaskArgumentError,
+    decode_arguments,
+    decode_text_argument,
+    encode_arguments,
+)
+from flyte_infra.task import InProcessRouter, active_router
+from flyte_infra.worker import serve
 
 from .fixtures import relay as relay_module
 from .workers import free_port, post, start_worker, stop, wait_healthy
@@ -27,12 +37,16 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports):
     leaf = start_worker(MODULE, "leaf", ports["leaf"])
     relay = start_worker(MODULE, "relay", ports["relay"], **relay_variables(ports))
     try:
-        assert wait_healthy(ports["relay"]) == {"env": "relay", "tasks": ["ask", "boom", "sum_squares"]}
+        assert wait_healthy(ports["relay"]) == {
+            "env": "relay",
+            "tasks": ["ask", "ask_crash", "boom", "meet_twice", "misuse", "sum_squares"],
+        }
         wait_healthy(ports["leaf"])
         status, body, served_by = post(ports["relay"], "ask", {"tag": "hello"})
         assert (status, served_by) == (200, "relay")
         assert body["result"] == {"relay_pid": relay.pid, "leaf": {"pid": leaf.pid, "tag": "hello"}}
         assert post(ports["relay"], "sum_squares", {"n": 4})[:2] == (200, {"result": 14})  # sync remote calls
+        assert post(ports["relay"], "meet_twice", {})[:2] == (200, {"result": [0, 1]})  # concurrent ones
     finally:
         stop(leaf, relay)
 
@@ -85,8 +99,64 @@ def test_bad_requests_and_task_errors(ports):
         assert post(ports["relay"], "nope", {})[0] == 404
         status, body, _ = post(ports["relay"], "boom", {})
         assert (status, body["error"], body["message"]) == (500, "RuntimeError", "kaboom")
+        status, body, _ = post(ports["relay"], "misuse", {})  # rejected before it leaves the caller
+        assert (status, body["error"]) == (500, "TaskArgumentError")
+        assert "task 'leaf.square': parameter 'x'" in body["message"]
     finally:
         stop(relay)
+
+
+def test_the_connection_survives_a_404_with_a_body(ports):
+    relay = start_worker(MODULE, "relay", ports["relay"])
+    try:
+        wait_healthy(ports["relay"])
+        connection = http.client.HTTPConnection("127.0.0.1", ports["relay"], timeout=10)
+        answers = []
+        for task in ("nope", "boom"):  # one keep-alive connection: the 404's body must not be left unread
+            connection.request("POST", f"/tasks/{task}", json.dumps({"args": {}}))
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read())["error"]))
+        connection.close()
+        assert answers == [(404, "UnknownTask"), (500, "RuntimeError")]
+    finally:
+        stop(relay)
+
+
+def test_a_worker_at_the_wrong_address_or_dying_mid_call_fails_at_once(ports):
+    leaf = start_worker(MODULE, "leaf", ports["leaf"])
+    # relay's address for leaf points at relay itself: it answers, but as the wrong environment
+    misrouted = {"FLYTE_INFRA_ENDPOINT_LEAF": f"http://127.0.0.1:{ports['relay']}"}
+    relay = start_worker(MODULE, "relay", ports["relay"], **misrouted)
+    other_port = free_port()
+    caller = start_worker(MODULE, "relay", other_port, **relay_variables(ports))
+    try:
+        for port in (ports["leaf"], ports["relay"], other_port):
+            wait_healthy(port)
+        status, body, _ = post(ports["relay"], "sum_squares", {"n": 2})
+        assert status == 500 and "is not a worker of environment 'leaf'" in body["message"]
+        assert "X-Flyte-Infra-Environment: relay" in body["message"]
+
+        started = time.monotonic()
+        status, body, _ = post(other_port, "ask_crash", {})
+        assert time.monotonic() - started < 5 and leaf.wait(timeout=5) == 3  # not retried: ran once
+        assert (status, body["error"]) == (500, "RemoteTaskError")
+        assert "task 'leaf.crash': the connection to environment 'leaf'" in body["message"]
+        assert "broke during the call" in body["message"]
+    finally:
+        stop(leaf, relay, caller)
+
+
+def test_sigterm_stops_a_worker_cleanly(ports):
+    leaf = start_worker(MODULE, "leaf", ports["leaf"])
+    wait_healthy(ports["leaf"])
+    leaf.send_signal(signal.SIGTERM)
+    assert leaf.wait(timeout=5) == 0  # handled (as PID 1 in a container an unhandled SIGTERM is ignored)
+
+
+def test_serving_does_not_change_the_callers_router():
+    server = serve(relay_module.relay, "127.0.0.1", 0)
+    server.server_close()
+    assert isinstance(active_router(), InProcessRouter)
 
 
 def test_a_worker_whose_module_fails_to_import_exits_with_one_line(tmp_path):
@@ -112,3 +182,20 @@ def test_the_codec_validates_against_type_hints():
         decode_arguments(relay_module.sum_squares, {"n": [1]})
     with pytest.raises(TaskArgumentError, match="missing a required argument: 'n'"):
         decode_arguments(relay_module.sum_squares, {})
+    with pytest.raises(TaskArgumentError, match=r"task 'leaf\.square': parameter 'x'"):
+        encode_arguments(relay_module.square, ("four",), {})  # checked before it goes on the wire
+
+
+def test_command_line_text_is_json_unless_only_the_text_fits():
+    ask, square = relay_module.ask, relay_module.sum_squares
+    assert [decode_text_argument(ask, "tag", text) for text in ("123", "true", '"q"', "a b")] == [
+        "123",
+        "true",
+        "q",
+        "a b",
+    ]
+    assert decode_text_argument(square, "n", "7") == 7
+    with pytest.raises(TaskArgumentError, match=r"parameter 'n'.*\(got 'seven'\)"):
+        decode_text_argument(square, "n", "seven")
+    with pytest.raises(TaskArgumentError, match=r"parameter 'n'.*\(got 1.5\)"):
+        decode_text_argument(square, "n", "1.5")

@@ -6,20 +6,22 @@ import http.client
 import json
 import os
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import RemoteTaskError
 from ..task import Task
 from .codec import decode_result, encode_arguments
-from .endpoints import ENDPOINT_TEMPLATE_VARIABLE, endpoint_variable
+from .endpoints import ENDPOINT_TEMPLATE_VARIABLE, ENVIRONMENT_HEADER, endpoint_variable
 
-__all__ = ["DEFAULT_CALL_TIMEOUT", "call_remote", "endpoint_of"]
+__all__ = ["CALL_TIMEOUT_VARIABLE", "CONNECT_TIMEOUT", "DEFAULT_CALL_TIMEOUT", "call_remote", "endpoint_of"]
 
+CALL_TIMEOUT_VARIABLE = "FLYTE_INFRA_CALL_TIMEOUT"
 DEFAULT_CALL_TIMEOUT = 60.0
 """Seconds a call keeps retrying an environment whose worker is not up (FLYTE_INFRA_CALL_TIMEOUT)."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds one connection attempt may take; once connected, the call waits as long as the task runs."""
 
 
 def endpoint_of(environment: str, variables: Mapping[str, str] = os.environ) -> str:
@@ -36,42 +38,66 @@ def endpoint_of(environment: str, variables: Mapping[str, str] = os.environ) -> 
     )
 
 
-class _NotUp(Exception):
-    """The worker refused the connection or answered 503: try again later."""
-
-
-def _post(url: str, payload: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
+def _call_timeout() -> float:
+    text = os.environ.get(CALL_TIMEOUT_VARIABLE, "")
     try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        if error.code == 503:
-            raise _NotUp(f"HTTP 503 from {url}") from None
-        body = error.read()
+        return float(text) if text else DEFAULT_CALL_TIMEOUT
+    except ValueError:
+        raise RemoteTaskError(f"{CALL_TIMEOUT_VARIABLE}={text!r} is not a number of seconds") from None
+
+
+class _NotUp(Exception):
+    """The worker cannot be reached, or answered 503: try again later."""
+
+
+class _Lost(Exception):
+    """The connection broke after the request was sent: the task may have run."""
+
+
+def _post(url: str, payload: bytes) -> tuple[int, str | None, bytes]:
+    """(status, environment header, body); `_NotUp` if nothing reached a serving worker.
+
+    Only connecting is retried: once the request is sent the task may be running, so a broken
+    connection (`_Lost`) is reported rather than the task run twice.
+    """
+    parts = urllib.parse.urlsplit(url)
+    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parts.netloc, timeout=CONNECT_TIMEOUT)
+    try:
         try:
-            return error.code, json.loads(body)
-        except ValueError:
-            return error.code, {"error": "HTTPError", "message": body.decode(errors="replace")[:500]}
-    except (urllib.error.URLError, ConnectionError, http.client.RemoteDisconnected) as error:
-        raise _NotUp(str(getattr(error, "reason", error))) from None
+            connection.connect()
+        except OSError as error:  # refused, name not resolvable yet, unreachable, timed out
+            raise _NotUp(f"{type(error).__name__}: {error}") from None
+        if connection.sock is not None:
+            connection.sock.settimeout(None)
+        try:
+            connection.request("POST", parts.path, payload, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise _Lost(f"{type(error).__name__}: {error}") from None
+        if response.status == 503:
+            raise _NotUp(f"HTTP 503 from {url}")
+        return response.status, response.getheader(ENVIRONMENT_HEADER), body
+    finally:
+        connection.close()
 
 
 def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """Run `task` on its environment's worker and return its (validated) result.
 
-    Connection failures and 503s are retried with exponential backoff until FLYTE_INFRA_CALL_TIMEOUT;
-    a task error or bad argument fails at once.
+    Unreachable workers and 503s are retried with exponential backoff until FLYTE_INFRA_CALL_TIMEOUT;
+    a task error, a bad argument or a lost connection fails at once.
     """
     environment = task.environment.name
     url = f"{endpoint_of(environment)}/tasks/{task.name}"
     payload = json.dumps({"args": encode_arguments(task, args, kwargs)}).encode()
-    timeout = float(os.environ.get("FLYTE_INFRA_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT))
+    timeout = _call_timeout()
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
-            status, body = _post(url, payload)
+            status, served_by, body = _post(url, payload)
             break
         except _NotUp as not_up:
             if time.monotonic() + delay > deadline:
@@ -81,9 +107,25 @@ def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        except _Lost as lost:
+            raise RemoteTaskError(
+                f"task '{task.qualified_name}': the connection to environment '{environment}' at {url} "
+                f"broke during the call ({lost})"
+            ) from None
+    if served_by != environment:
+        raise RemoteTaskError(
+            f"task '{task.qualified_name}': {url} is not a worker of environment '{environment}' "
+            f"(HTTP {status}, {ENVIRONMENT_HEADER}: {served_by})"
+        )
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise RemoteTaskError(
+            f"task '{task.qualified_name}': {url} answered HTTP {status} without JSON"
+        ) from None
     if status != 200:
         raise RemoteTaskError(
             f"task '{task.qualified_name}' failed in environment '{environment}': "
-            f"{body.get('error', status)}: {body.get('message', '')}"
+            f"{answer.get('error', status)}: {answer.get('message', '')}"
         )
-    return decode_result(task, body["result"])
+    return decode_result(task, answer["result"])
