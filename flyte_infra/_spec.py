@@ -31,7 +31,7 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def dns1123_label(value: str) -> str:
     """`value` if it is a DNS-1123 label (Kubernetes object and namespace names), else ValueError."""
-    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
             "with a letter or digit, at most 63 characters), e.g. 'train-gpu'"

@@ -20,15 +20,19 @@ RUNTIME_REQUIREMENTS = ("pydantic>=2.6,<3", "packaging>=24")
 _PACKAGE_DIR = Path(__file__).parent
 _NOT_IN_IMAGES = (
     "pulumi",
+    "build.py",
     "cli.py",
     "diagram.py",
     "dockerfile.py",
     "manifests.py",
+    "packages.py",
     "plan.py",
+    "preflight.py",
+    "promotion.py",
     "render.py",
     "settings.py",
 )
-"""Deploy-time parts of flyte_infra that a worker never imports."""
+"""Deploy-time parts of flyte_infra that a worker never imports (so changing them changes no tag)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ImageSpec:
     files: dict[str, bytes]
     """The whole build context by relative path, Dockerfile included."""
     tag: str
+    """`sha-` and 24 hex digits of the SHA-256 over every context file's path and content."""
 
     def image_name(self, settings: StackSettings) -> str:
         """`registry/repository:tag`, where the stack pushes this image."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .environment import TaskEnvironment
+from .errors import InvalidSpecError
 from .graph import EnvironmentGraph
 from .runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 from .settings import StackSettings
@@ -12,19 +13,24 @@ from .settings import StackSettings
 __all__ = [
     "CLIENT_LABEL",
     "ENVIRONMENT_LABEL",
+    "ENVIRONMENT_VARIABLE",
     "environment_manifests",
     "namespace_manifest",
     "service_dns",
 ]
 
 ENVIRONMENT_LABEL = "flyte-infra/environment"
+"""Every object and pod of an environment carries it; selectors and NetworkPolicies match on it."""
 CLIENT_LABEL = "flyte-infra/role"
+"""Pods labelled `flyte-infra/role: client` may call entrypoint environments (nothing depends on them)."""
+ENVIRONMENT_VARIABLE = "FLYTE_INFRA_ENV"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 Manifest = dict[str, Any]
 
 
 def service_dns(environment: str, settings: StackSettings) -> str:
+    """`<environment>.<namespace>.svc.<cluster domain>`: the address of an environment's Service."""
     return f"{environment}.{settings.namespace}.svc.{settings.cluster_domain}"
 
 
@@ -42,18 +48,28 @@ def _metadata(name: str, settings: StackSettings) -> dict[str, Any]:
 
 
 def namespace_manifest(settings: StackSettings) -> Manifest:
+    """The stack's Namespace; it enforces the `restricted` Pod Security Standard, which workers meet."""
+    labels = {
+        "app.kubernetes.io/part-of": "flyte-infra",
+        "pod-security.kubernetes.io/enforce": "restricted",
+    }
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": settings.namespace, "labels": {"app.kubernetes.io/part-of": "flyte-infra"}},
+        "metadata": {"name": settings.namespace, "labels": labels},
     }
 
 
 def environment_manifests(
     environment: TaskEnvironment, graph: EnvironmentGraph, settings: StackSettings, image_ref: str
 ) -> list[Manifest]:
-    """ServiceAccount, Deployment, Service and NetworkPolicy of one environment, in that order."""
+    """ServiceAccount, Deployment, Service and NetworkPolicy of one environment, in that order.
+
+    `image_ref` is used as given (callers pass a ref by digest once one is known). Raises
+    InvalidSpecError when the GPU model has no node label value or a variable is defined twice.
+    """
     name = environment.name
+    settings.check_environments(graph.environments)
     return [
         {
             "apiVersion": "v1",
@@ -87,9 +103,19 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
         }
         for secret in environment.secrets
     ]
-    variables.append({"name": "FLYTE_INFRA_ENV", "value": environment.name})
     template = f"http://{service_dns('{env}', settings)}:{settings.port}"
+    variables.append({"name": ENVIRONMENT_VARIABLE, "value": environment.name})
     variables.append({"name": ENDPOINT_TEMPLATE_VARIABLE, "value": template})
+    seen: set[str] = set()
+    for variable in variables:
+        if variable["name"] in seen:
+            raise InvalidSpecError(
+                f"TaskEnvironment '{environment.name}'",
+                "env_vars",
+                f"'{variable['name']}' is defined more than once (env_vars, secrets, or one set by "
+                f"flyte-infra: {ENVIRONMENT_VARIABLE}, {ENDPOINT_TEMPLATE_VARIABLE})",
+            )
+        seen.add(variable["name"])
     return variables
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ._spec import SpecModel, dns1123_label
 from .errors import FlyteInfraError, InvalidSpecError
-from .resources import GPU
+from .resources import GPU, GPU_TYPES
 
 __all__ = ["PRESET_KEYS", "AcceleratorLabels", "StackSettings", "load_stack_settings"]
 
@@ -23,16 +24,61 @@ PRESET_KEYS = {
 """Node labels naming the GPU model: NVIDIA GPU feature discovery, GKE and EKS."""
 
 _CONFIG_PREFIX = "flyte-infra:"
+_SECRET_KEYS = ("registryUsername", "registryPassword")
+"""Read by the Pulumi adapter as secrets; never part of the settings."""
+
+_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^(?:{_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^(?:{_LABEL_NAME})?$")
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
+_HOST_PORT = re.compile(
+    r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str, example: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"'{value}' is not {what} (e.g. {example})")
+    return value
 
 
 class AcceleratorLabels(SpecModel):
-    """How GPU nodes are selected: a label key and the value for each GPU model."""
+    """How GPU nodes are selected: a label key and the value for each GPU model.
+
+    A preset supplies both (`nvidia-gfd`, `gke`, `eks`); `key` overrides the key and `values` the value
+    of individual models (keys of `flyte_infra.resources.GPU_TYPES`, any case). Without a preset,
+    `key` is required and only the models in `values` can be scheduled.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     preset: Literal["nvidia-gfd", "gke", "eks"] | None = "nvidia-gfd"
     key: str | None = None
     values: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _matching(_LABEL_KEY, value, "a Kubernetes label key", "example.com/gpu-model")
+
+    @field_validator("values")
+    @classmethod
+    def _check_values(cls, value: dict[str, str]) -> dict[str, str]:
+        by_upper = {name.upper(): name for name in GPU_TYPES}
+        checked = {}
+        for device, label in value.items():
+            if device.upper() not in by_upper:
+                raise ValueError(f"unknown GPU type '{device}' (known: {', '.join(GPU_TYPES)})")
+            checked[by_upper[device.upper()]] = _matching(
+                _LABEL_VALUE, label, "a Kubernetes label value", "nvidia-tesla-a100"
+            )
+        return checked
 
     @model_validator(mode="after")
     def _key_known(self) -> AcceleratorLabels:
@@ -42,23 +88,36 @@ class AcceleratorLabels(SpecModel):
 
     @property
     def label_key(self) -> str:
+        """The node label that names the GPU model."""
         return self.key or PRESET_KEYS[self.preset or "nvidia-gfd"]
 
     def node_selector(self, gpu: GPU, environment: str) -> dict[str, str]:
-        """`{label key: value}` selecting nodes with this GPU model."""
-        value = self.values.get(gpu.device) or (gpu.label_value(self.preset) if self.preset else None)
+        """`{label key: value}` selecting nodes with `gpu`'s model; InvalidSpecError naming `environment`
+        when neither `values` nor the preset knows the model."""
+        value = self.values.get(gpu.device)
+        if value is None and self.preset is not None:
+            value = gpu.label_value(self.preset)
         if value is None:
+            under = f"under preset '{self.preset}'" if self.preset else "in acceleratorLabels.values"
             raise InvalidSpecError(
                 f"TaskEnvironment '{environment}'",
                 "resources.gpu",
-                f"{gpu.device} has no '{self.label_key}' label value under preset '{self.preset}'; "
+                f"{gpu.device} has no '{self.label_key}' label value {under}; "
                 f"set flyte-infra:acceleratorLabels.values.{gpu.device}",
             )
         return {self.label_key: value}
 
 
+NonNegative = Annotated[int, Field(ge=0)]
+
+
 class StackSettings(SpecModel):
-    """One stack's settings, read from `stacks/Pulumi.<stack>.yaml` (`flyte-infra:*` keys)."""
+    """One stack's settings, read from `stacks/Pulumi.<stack>.yaml` (`flyte-infra:*` keys).
+
+    Images are pushed as `registry/repository:<spec tag>`, so environments with identical specs share
+    one image. `images` (env -> ref by digest) or `promote_from` (the stack whose digests to deploy)
+    make a stack deploy images built elsewhere instead of building them.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -67,9 +126,9 @@ class StackSettings(SpecModel):
     namespace: str = "flyte"
     registry: str = "127.0.0.1:5000"
     repository: str = "flyte-infra/environments"
-    replicas: int = Field(default=1, ge=0)
-    replicas_per_environment: dict[str, int] = Field(default_factory=dict)
-    port: int = Field(default=8080, ge=1, le=65535)
+    replicas: NonNegative = 1
+    replicas_per_environment: dict[str, NonNegative] = Field(default_factory=dict)
+    port: int = 8080
     cluster_domain: str = "cluster.local"
     base_images: dict[str, str] = Field(default_factory=dict)
     accelerator_labels: AcceleratorLabels = Field(default_factory=AcceleratorLabels)
@@ -86,17 +145,65 @@ class StackSettings(SpecModel):
     def _namespace(cls, value: str) -> str:
         return dns1123_label(value)
 
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        return _matching(_HOST_PORT, value, "a registry host[:port]", "127.0.0.1:5000 or ghcr.io")
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        return _matching(_REPOSITORY, value, "an image repository path", "flyte-infra/environments")
+
+    @field_validator("cluster_domain")
+    @classmethod
+    def _cluster_domain(cls, value: str) -> str:
+        return _matching(_DNS_SUBDOMAIN, value, "a DNS domain", "cluster.local")
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1024 <= value <= 65535:
+            raise ValueError(
+                f"{value} is not between 1024 and 65535 (workers run as uid 1000 without capabilities, "
+                "so they cannot bind a privileged port)"
+            )
+        return value
+
     @field_validator("accelerator_labels", mode="before")
     @classmethod
-    def _preset_shorthand(cls, value: Any) -> Any:
-        return {"preset": value} if isinstance(value, str) else value
+    def _accelerator_labels(cls, value: Any) -> Any:
+        """A preset name or a mapping; built here so that its errors read `acceleratorLabels: key: ...`."""
+        if isinstance(value, str):
+            value = {"preset": value}
+        if not isinstance(value, Mapping):
+            return value
+        try:
+            return AcceleratorLabels(**{str(key): item for key, item in value.items()})
+        except InvalidSpecError as error:
+            field = "" if error.field == "value" else f"{error.field}: "
+            raise ValueError(field + error.problem) from None
 
     def replicas_of(self, environment: str) -> int:
+        """Replicas of `environment`'s Deployment: its override, else `replicas`."""
         return self.replicas_per_environment.get(environment, self.replicas)
 
     def base_image(self, image: str) -> str:
         """The reference to build FROM: the mirror of `image` if the stack maps it."""
         return self.base_images.get(image, image)
+
+    def check_environments(self, names: Iterable[str]) -> None:
+        """InvalidSpecError if `replicasPerEnvironment` names an environment not among `names` (a typo
+        there would otherwise be ignored silently)."""
+        known = set(names)
+        unknown = sorted(set(self.replicas_per_environment) - known)
+        if unknown:
+            raise InvalidSpecError(
+                f"stack '{self.stack}'",
+                f"{_CONFIG_PREFIX}replicasPerEnvironment",
+                f"no environment named {', '.join(map(repr, unknown))} "
+                f"(environments: {', '.join(sorted(known))})",
+            )
 
     @classmethod
     def config_keys(cls) -> list[str]:
@@ -105,20 +212,31 @@ class StackSettings(SpecModel):
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any], stack: str) -> StackSettings:
-        """Settings from Pulumi-style camelCase keys (secrets such as registryPassword are skipped)."""
-        known = {_camel(name): name for name in cls.model_fields}
+        """Settings from Pulumi-style camelCase keys without the `flyte-infra:` prefix.
+
+        `acceleratorLabels` is a preset name or `{preset, key, values}`. Registry credentials are
+        skipped (the adapter reads them as secrets); any other unknown key is an error, and errors name
+        the config key, e.g. `flyte-infra:replicasPerEnvironment.train`.
+        """
+        known = {_camel(name): name for name in cls.model_fields if name != "stack"}
         fields: dict[str, Any] = {"stack": stack}
         for key, value in values.items():
-            if key in ("registryUsername", "registryPassword"):
+            if key in _SECRET_KEYS:
                 continue
-            if key not in known or key == "stack":
+            if key not in known:
                 raise InvalidSpecError(
                     f"stack '{stack}'",
-                    f"flyte-infra:{key}",
-                    f"unknown setting (known: {', '.join(sorted(set(known) - {'stack'}))})",
+                    f"{_CONFIG_PREFIX}{key}",
+                    f"unknown setting (known: {', '.join(sorted(known))})",
                 )
             fields[known[key]] = value
-        return cls(**fields)
+        try:
+            return cls(**fields)
+        except InvalidSpecError as error:
+            head, dot, rest = error.field.partition(".")
+            raise InvalidSpecError(
+                error.subject, f"{_CONFIG_PREFIX}{_camel(head)}{dot}{rest}", error.problem
+            ) from None
 
 
 def _camel(name: str) -> str:
@@ -127,15 +245,30 @@ def _camel(name: str) -> str:
 
 
 def load_stack_settings(project_dir: Path, stack: str) -> StackSettings:
-    """Read `stacks/Pulumi.<stack>.yaml` under `project_dir` (secure values are ignored)."""
+    """Read `stacks/Pulumi.<stack>.yaml` under `project_dir`.
+
+    Only `flyte-infra:*` keys are read; secure values (`{secure: ...}`) are skipped, as are other
+    namespaces' keys (e.g. `kubernetes:context`).
+    """
     path = project_dir / "stacks" / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FlyteInfraError(f"no stack '{stack}': {path} does not exist")
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise FlyteInfraError(f"stack '{stack}': {path} is not valid YAML: {_one_line(error)}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise FlyteInfraError(f"stack '{stack}': {path} has no `config:` mapping")
     values = {
         key.removeprefix(_CONFIG_PREFIX): value
         for key, value in config.items()
-        if key.startswith(_CONFIG_PREFIX) and not (isinstance(value, dict) and "secure" in value)
+        if isinstance(key, str)
+        and key.startswith(_CONFIG_PREFIX)
+        and not (isinstance(value, dict) and "secure" in value)
     }
     return StackSettings.from_config(values, stack)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())

@@ -1,37 +1,55 @@
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
-import yaml
 
-from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, Resources, TaskEnvironment
-from flyte_infra.dockerfile import image_spec
+from flyte_infra import InvalidSpecError, Resources, Secret, TaskEnvironment
 from flyte_infra.graph import build_graph
-from flyte_infra.loader import Program, load_program
-from flyte_infra.manifests import environment_manifests, namespace_manifest
-from flyte_infra.render import render
-from flyte_infra.settings import StackSettings, load_stack_settings
+from flyte_infra.manifests import environment_manifests, namespace_manifest, service_dns
+from flyte_infra.runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 
-ROOT = Path(__file__).parents[1]
-EXAMPLE = str(ROOT / "examples" / "ml_pipeline.py")
-KUBERNETES = kubernetes_validate.latest_version()
+from .stacks import example, stack, validate
+
+IMAGE = "127.0.0.1:5000/flyte-infra/environments:sha-1@sha256:" + "0" * 64
 
 
-def settings(**values):
-    return StackSettings.from_config({"module": EXAMPLE, "namespace": "flyte-dev", **values}, stack="dev")
-
-
-def manifests_of(name, stack=None):
-    program = load_program(EXAMPLE)
-    graph = build_graph(program.environments)
-    objects = environment_manifests(
-        graph.environments[name], graph, stack or settings(), "registry/x@sha256:0"
-    )
+def manifests_of(name, settings=None):
+    _, graph = example()
+    objects = environment_manifests(graph.environments[name], graph, settings or stack(), IMAGE)
     return {obj["kind"]: obj for obj in objects}
 
 
-def pod_of(name, stack=None):
-    return manifests_of(name, stack)["Deployment"]["spec"]["template"]["spec"]
+def pod_of(name, settings=None):
+    return manifests_of(name, settings)["Deployment"]["spec"]["template"]["spec"]
+
+
+def manifests_for(environment, settings=None):
+    return environment_manifests(environment, build_graph([environment]), settings or stack(), IMAGE)
+
+
+def env_of(pod):
+    return pod["containers"][0]["env"]
+
+
+def test_objects_labels_and_names():
+    _, graph = example()
+    objects = environment_manifests(graph.environments["train"], graph, stack(), IMAGE)
+    assert [obj["kind"] for obj in objects] == ["ServiceAccount", "Deployment", "Service", "NetworkPolicy"]
+    for obj in objects:
+        assert obj["metadata"] == {
+            "name": "train",
+            "namespace": "flyte-dev",
+            "labels": {
+                "app.kubernetes.io/name": "train",
+                "app.kubernetes.io/part-of": "flyte-infra",
+                "app.kubernetes.io/managed-by": "flyte-infra",
+                "flyte-infra/environment": "train",
+            },
+        }
+    deployment, service = objects[1]["spec"], objects[2]["spec"]
+    assert deployment["selector"] == {"matchLabels": {"flyte-infra/environment": "train"}}
+    assert deployment["template"]["metadata"]["labels"] == objects[1]["metadata"]["labels"]
+    assert service["type"] == "ClusterIP" and service["selector"] == {"flyte-infra/environment": "train"}
+    assert service["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    assert service_dns("train", stack()) == "train.flyte-dev.svc.cluster.local"
 
 
 @pytest.mark.parametrize(
@@ -43,11 +61,22 @@ def pod_of(name, stack=None):
     ],
 )
 def test_gpu_environments_get_count_selector_and_toleration(preset, key, value):
-    pod = pod_of("train", settings(acceleratorLabels=preset))
+    pod = pod_of("train", stack(acceleratorLabels=preset))
     resources = pod["containers"][0]["resources"]
-    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "2"
+    assert resources["requests"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "2"}
+    assert resources["limits"] == {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "2"}
     assert pod["nodeSelector"] == {key: value}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_mig_slices_request_their_own_resource():
+    env = TaskEnvironment("slice", resources=Resources(gpu="A100-1g.5gb:3", disk="10Gi"))
+    resources = manifests_for(env)[1]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert (
+        resources["requests"]
+        == resources["limits"]
+        == {"ephemeral-storage": "10Gi", "nvidia.com/mig-1g.5gb": "3"}
+    )
 
 
 def test_cpu_environments_get_no_gpu_scheduling():
@@ -57,15 +86,22 @@ def test_cpu_environments_get_no_gpu_scheduling():
         "requests": {"cpu": "500m", "memory": "512Mi"},
         "limits": {"cpu": "500m", "memory": "512Mi"},
     }
+    assert (
+        "resources"
+        not in manifests_for(TaskEnvironment("tiny"))[1]["spec"]["template"]["spec"]["containers"][0]
+    )
 
 
-def test_label_overrides_and_missing_label_values():
-    custom = settings(acceleratorLabels={"preset": None, "key": "gpu-type", "values": {"A100": "a100"}})
-    assert pod_of("train", custom)["nodeSelector"] == {"gpu-type": "a100"}
+def test_a_gpu_model_without_a_label_value_is_an_error_naming_the_environment():
     env = TaskEnvironment("l40s", resources=Resources(gpu="L40S"))
-    graph = build_graph([env])
-    with pytest.raises(InvalidSpecError, match=r"'l40s': resources.gpu: L40S has no .* under preset 'gke'"):
-        environment_manifests(env, graph, settings(acceleratorLabels="gke"), "x")
+    with pytest.raises(
+        InvalidSpecError, match=r"^TaskEnvironment 'l40s': resources.gpu: L40S has no .* preset 'gke'"
+    ):
+        manifests_for(env, stack(acceleratorLabels="gke"))
+    custom = stack(acceleratorLabels={"preset": "gke", "values": {"L40S": "l40s"}})
+    assert manifests_for(env, custom)[1]["spec"]["template"]["spec"]["nodeSelector"] == {
+        "cloud.google.com/gke-accelerator": "l40s"
+    }
 
 
 def test_pods_are_locked_down():
@@ -73,115 +109,129 @@ def test_pods_are_locked_down():
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     assert objects["ServiceAccount"]["automountServiceAccountToken"] is False
     assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "pipeline"
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    container = pod["containers"][0]["securityContext"]
-    assert container == {
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container = pod["containers"][0]
+    assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
     }
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    assert (
+        namespace_manifest(stack())["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == "restricted"
+    )
 
 
-def test_network_policy_admits_only_dependents():
-    def admitted(name):
-        rule = manifests_of(name)["NetworkPolicy"]["spec"]["ingress"][0]["from"][0]["podSelector"]
-        return rule.get("matchExpressions", [{}])[0].get("values") or rule["matchLabels"]
+def test_the_worker_container():
+    container = pod_of("pipeline", stack(port=9000))["containers"][0]
+    assert container["name"] == "worker" and container["image"] == IMAGE
+    assert container["args"] == ["--env", "pipeline", "--port", "9000"]
+    assert container["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
 
-    assert admitted("train") == ["pipeline"]
-    assert admitted("pipeline") == {"flyte-infra/role": "client"}  # the entrypoint: clients only
+
+def test_replicas_per_environment():
+    settings = stack(replicas=3, replicasPerEnvironment={"train": 1})
+    assert manifests_of("train", settings)["Deployment"]["spec"]["replicas"] == 1
+    assert manifests_of("pipeline", settings)["Deployment"]["spec"]["replicas"] == 3
+    with pytest.raises(InvalidSpecError, match="replicasPerEnvironment: no environment named 'trian'"):
+        manifests_of("pipeline", stack(replicasPerEnvironment={"trian": 1}))
 
 
-def test_workers_learn_where_services_are():
-    variables = {v["name"]: v.get("value") for v in pod_of("pipeline")["containers"][0]["env"]}
+def admitted(policy):
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    (source,) = rule["from"]
+    return source["podSelector"]
+
+
+def test_network_policy_admits_exactly_the_dependents_closure():
+    base = TaskEnvironment("base")
+    middle = TaskEnvironment("middle", depends_on=[base])
+    top = TaskEnvironment("top", depends_on=[middle])
+    side = TaskEnvironment("side", depends_on=[base])
+    graph = build_graph([top, side])
+
+    def policy(env):
+        objects = environment_manifests(env, graph, stack(), IMAGE)
+        assert objects[3]["spec"]["podSelector"] == {"matchLabels": {"flyte-infra/environment": env.name}}
+        assert objects[3]["spec"]["policyTypes"] == ["Ingress"]
+        return admitted(objects[3])
+
+    def admitting(*names):
+        return {
+            "matchExpressions": [{"key": "flyte-infra/environment", "operator": "In", "values": list(names)}]
+        }
+
+    assert policy(base) == admitting("middle", "side", "top")  # `top` calls into `base` through `middle`
+    assert policy(middle) == admitting("top")
+    assert policy(top) == policy(side) == {"matchLabels": {"flyte-infra/role": "client"}}  # entrypoints
+
+
+def test_workers_learn_who_they_are_and_where_services_are():
+    variables = {
+        v["name"]: v.get("value") for v in env_of(pod_of("pipeline", stack(clusterDomain="k8s.example")))
+    }
     assert variables["FLYTE_INFRA_ENV"] == "pipeline"
-    assert variables["FLYTE_INFRA_ENDPOINT_TEMPLATE"] == "http://{env}.flyte-dev.svc.cluster.local:8080"
-    assert pod_of("pipeline")["containers"][0]["args"] == ["--env", "pipeline", "--port", "8080"]
+    assert variables[ENDPOINT_TEMPLATE_VARIABLE] == "http://{env}.flyte-dev.svc.k8s.example:8080"
+    template = variables[ENDPOINT_TEMPLATE_VARIABLE]
+    assert (
+        template.format(env="train")
+        == f"http://{service_dns('train', stack(clusterDomain='k8s.example'))}:8080"
+    )
 
 
-def test_secrets_and_env_vars_reach_the_container():
-    env = TaskEnvironment("s", env_vars={"B": "2", "A": "1"}, secrets=["hf_token"])
-    objects = environment_manifests(env, build_graph([env]), settings(), "x")
-    variables = objects[1]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert variables[:3] == [
+def test_env_vars_and_secrets_reach_the_container_in_a_stable_order():
+    env = TaskEnvironment(
+        "s",
+        env_vars={"B": "2", "A": "1"},
+        secrets=["hf_token", Secret(key="password", group="db", as_env_var="DB_PASSWORD")],
+    )
+    assert env_of(manifests_for(env)[1]["spec"]["template"]["spec"])[:4] == [
         {"name": "A", "value": "1"},
         {"name": "B", "value": "2"},
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "hf_token"}}},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
     ]
 
 
-def test_every_manifest_validates_against_the_kubernetes_schema():
-    objects = [namespace_manifest(settings())]
-    for name in ("data-prep", "train", "pipeline"):
-        objects += manifests_of(name).values()
-    for obj in objects:
-        kubernetes_validate.validate(obj, KUBERNETES, strict=True)
-
-
-def test_image_specs_share_a_tag_only_when_identical():
-    program = load_program(EXAMPLE)
-    stack = settings()
-    train, pipeline, data = (
-        image_spec(program.environment(n), program, stack) for n in ("train", "pipeline", "data-prep")
-    )
-    assert train.tag == pipeline.tag != data.tag
-    changed = program.environment("train").clone_with(name="train-2", packages=["six>=1.16", "idna==3.9"])
-    assert image_spec(changed, program, stack).tag != train.tag
-    assert image_spec(program.environment("train"), program, stack) == train  # deterministic
-
-
-def test_dockerfile_layers():
-    program = load_program(EXAMPLE)
-    stack = settings(baseImages={"python:3.11-slim-bookworm": "127.0.0.1:5000/base:1"})
-    spec = image_spec(program.environment("train"), program, stack)
-    lines = spec.dockerfile.splitlines()
-    assert lines[1] == "FROM 127.0.0.1:5000/base:1"
-    assert "'pydantic>=2.6,<3'" in lines[2]
-    assert lines[3].endswith("'six>=1.16' idna==3.10")
-    assert 'ENTRYPOINT ["python", "-m", "flyte_infra.worker"]' in lines and "USER 1000:1000" in lines
-    assert "code/ml_pipeline.py" in spec.files and "runtime/flyte_infra/worker.py" in spec.files
-    assert not any(path.startswith("runtime/flyte_infra/pulumi") for path in spec.files)
-    assert spec.image_name(stack) == f"127.0.0.1:5000/flyte-infra/environments:{spec.tag}"
-
-
-def test_render_writes_what_would_be_deployed(tmp_path):
-    written = render(load_program(EXAMPLE), load_stack_settings(ROOT, "dev"), tmp_path)
-    assert (tmp_path / "namespace.yaml") in written
-    documents = list(yaml.safe_load_all((tmp_path / "train" / "manifests.yaml").read_text()))
-    assert [doc["kind"] for doc in documents] == ["ServiceAccount", "Deployment", "Service", "NetworkPolicy"]
-    for document in documents:
-        kubernetes_validate.validate(document, KUBERNETES, strict=True)
-    image = documents[1]["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert (tmp_path / "images" / image.rsplit(":", 1)[-1] / "Dockerfile").is_file()
-
-
-def test_render_uses_known_digests_and_writes_nothing_on_a_preflight_error(tmp_path):
-    program = load_program(EXAMPLE)
-    digests = {}
-    for name in ("data-prep", "train", "pipeline"):
-        tag = image_spec(program.environment(name), program, settings()).tag
-        digests[name] = f"127.0.0.1:5000/flyte-infra/environments:{tag}@sha256:" + "a" * 64
-    render(program, settings(), tmp_path / "ok", digests)
-    assert f"image: {digests['train']}" in (tmp_path / "ok" / "train" / "manifests.yaml").read_text()
-    stale = {**digests, "train": "127.0.0.1:5000/flyte-infra/environments:sha-old@sha256:" + "b" * 64}
+@pytest.mark.parametrize(
+    ("env_vars", "secrets", "twice"),
+    [({"HF_TOKEN": "x"}, ["hf_token"], "HF_TOKEN"), ({"FLYTE_INFRA_ENV": "other"}, [], "FLYTE_INFRA_ENV")],
+)
+def test_a_variable_defined_twice_is_an_error(env_vars, secrets, twice):
+    env = TaskEnvironment("twice", env_vars=env_vars, secrets=secrets)
     with pytest.raises(
-        FlyteInfraError, match="'train': its image spec changed since stack 'the given images'"
+        InvalidSpecError, match=rf"^TaskEnvironment 'twice': env_vars: '{twice}' is defined more"
     ):
-        render(program, settings(), tmp_path / "stale", stale)
-    assert not (tmp_path / "stale").exists()
-    child = TaskEnvironment("child", packages=["torch"])
-    parent = TaskEnvironment("parent", depends_on=[child])
-    with pytest.raises(PreflightError):
-        render(Program("bad", tmp_path, (), (child, parent)), settings(), tmp_path / "bad")
-    assert not (tmp_path / "bad").exists()
+        manifests_for(env)
 
 
-def test_stack_settings_errors_and_files():
-    with pytest.raises(InvalidSpecError, match="stack 'dev': flyte-infra:replica: unknown setting"):
-        StackSettings.from_config({"module": "m", "replica": 2}, stack="dev")
-    with pytest.raises(InvalidSpecError, match="stack 'dev': namespace: 'Flyte' is not a DNS-1123 label"):
-        settings(namespace="Flyte")
-    staging, prod = load_stack_settings(ROOT, "staging"), load_stack_settings(ROOT, "prod")
-    assert (staging.promote_from, prod.promote_from) == ("dev", "staging")
-    assert prod.accelerator_labels.preset == "gke" and prod.replicas == 3
+def test_every_manifest_validates_against_the_kubernetes_schema():
+    settings = stack(acceleratorLabels="gke", replicasPerEnvironment={"train": 0})
+    objects = [namespace_manifest(settings)]
+    for name in ("data-prep", "train", "pipeline"):
+        objects += manifests_of(name, settings).values()
+    secretive = TaskEnvironment(
+        "secretive", env_vars={"A": "1"}, secrets=["token"], resources=Resources(disk="1Gi")
+    )
+    objects += manifests_for(secretive)
+    for obj in objects:
+        validate(obj)
+
+
+def test_the_schema_check_can_fail():
+    deployment = manifests_of("train")["Deployment"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["dropCapabilities"] = ["ALL"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(deployment)

@@ -1,0 +1,106 @@
+import pytest
+import yaml
+
+from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, Resources, TaskEnvironment
+from flyte_infra.dockerfile import image_spec
+from flyte_infra.loader import Program
+from flyte_infra.render import render
+from flyte_infra.settings import load_stack_settings
+
+from .stacks import ROOT, example, stack, validate
+
+NAMES = ("data-prep", "pipeline", "train")
+
+
+def documents(path):
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def image_of(manifests_path):
+    return documents(manifests_path)[1]["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def digests(program, settings, **overrides):
+    refs = {}
+    for name in NAMES:
+        tag = image_spec(program.environment(name), program, settings).tag
+        refs[name] = f"{settings.registry}/{settings.repository}:{tag}@sha256:" + "a" * 64
+    return refs | overrides
+
+
+def test_render_writes_what_would_be_deployed(tmp_path):
+    program, _ = example()
+    settings = load_stack_settings(ROOT, "dev")
+    written = render(program, settings, tmp_path)
+    tags = {image_spec(env, program, settings).tag for env in program.environments}
+    assert len(tags) == 2  # train and pipeline share one image
+    assert sorted(written) == sorted(
+        [tmp_path / "namespace.yaml"]
+        + [tmp_path / name / "manifests.yaml" for name in NAMES]
+        + [tmp_path / "images" / tag / "Dockerfile" for tag in tags]
+    )
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == sorted(tags)
+    assert documents(tmp_path / "namespace.yaml")[0]["metadata"]["name"] == "flyte-dev"
+    for name in NAMES:
+        path = tmp_path / name / "manifests.yaml"
+        assert path.read_text().startswith("# The image is referenced by tag: no digest is known")
+        objects = documents(path)
+        assert [obj["kind"] for obj in objects] == [
+            "ServiceAccount",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+        ]
+        for obj in objects:
+            validate(obj)
+        image = image_of(path)
+        assert image.startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
+        context = tmp_path / "images" / image.rsplit(":", 1)[-1]
+        assert (context / "Dockerfile").read_text() == image_spec(
+            program.environment(name), program, settings
+        ).dockerfile
+        assert (context / "code" / "ml_pipeline.py").is_file()
+    validate(documents(tmp_path / "namespace.yaml")[0])
+
+
+def test_render_pins_known_digests(tmp_path):
+    program, _ = example()
+    refs = digests(program, stack())
+    render(program, stack(), tmp_path / "given", refs)
+    path = tmp_path / "given" / "train" / "manifests.yaml"
+    assert image_of(path) == refs["train"] and not path.read_text().startswith("#")
+    render(program, stack(images=refs), tmp_path / "configured")
+    assert image_of(tmp_path / "configured" / "pipeline" / "manifests.yaml") == refs["pipeline"]
+
+
+@pytest.mark.parametrize(
+    ("refs", "error"),
+    [
+        (
+            {"train": "r/e:sha-old@sha256:" + "b" * 64},
+            r"'train': its image spec changed since stack 'the given",
+        ),
+        ({"train": "r/e:sha-x"}, r"'train': 'r/e:sha-x' from 'the given images' is not pinned by digest"),
+    ],
+)
+def test_stale_or_unpinned_digests_are_refused_and_nothing_is_written(tmp_path, refs, error):
+    program, _ = example()
+    with pytest.raises(FlyteInfraError, match=error):
+        render(program, stack(), tmp_path / "out", digests(program, stack(), **refs))
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_is_written_on_a_preflight_error(tmp_path):
+    child = TaskEnvironment("child", packages=["torch"])
+    parent = TaskEnvironment("parent", depends_on=[child])
+    with pytest.raises(PreflightError, match="'parent' packages"):
+        render(Program("bad", tmp_path, (), (child, parent)), stack(), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_is_written_when_a_later_environment_fails(tmp_path):
+    cpu = TaskEnvironment("a-cpu")
+    gpu = TaskEnvironment("z-gpu", resources=Resources(gpu="L40S"))
+    with pytest.raises(InvalidSpecError, match=r"TaskEnvironment 'z-gpu': resources\.gpu: L40S has no"):
+        render(Program("p", tmp_path, (), (cpu, gpu)), stack(acceleratorLabels="gke"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
