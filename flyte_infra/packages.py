@@ -52,16 +52,13 @@ def _applicable(text: str) -> tuple[str, Requirement] | None:
 
 def requirements_by_name(packages: Sequence[str]) -> dict[str, Requirement]:
     """The requirements that apply on the target platform, merged per normalised name."""
-    merged: dict[str, Requirement] = {}
-    for text in packages:
-        parsed = _applicable(text)
-        if parsed is None:
-            continue
-        name, requirement = parsed
-        if name in merged:  # rare: several lines for one package
+    parsed = [item for item in map(_applicable, packages) if item is not None]
+    merged = dict(parsed)
+    if len(merged) < len(parsed):  # rare: several lines for one package
+        for name in merged:
             same = tuple(line for line in packages if (other := _applicable(line)) and other[0] == name)
-            requirement = _merged(same)
-        merged[name] = requirement
+            if len(same) > 1:
+                merged[name] = _merged(same)
     return merged
 
 

@@ -36,6 +36,7 @@ def test_covered(parent, child):
         (["pkg @ https://example.invalid/a.whl"], ["pkg @ https://example.invalid/b.whl"], "error", "pkg"),
         (["torch; sys_platform == 'win32'"], ["torch"], "error", "torch"),  # parent's marker excludes Linux
         (["requests"], ["Requests[socks]==2.31"], "error", "requests"),
+        (["attrs>=23", "numpy", "Attrs<24"], ["attrs>=24"], "error", "attrs"),  # merged: >=23,<24
     ],
 )
 def test_not_covered(parent, child, severity, package):
