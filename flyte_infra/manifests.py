@@ -67,9 +67,9 @@ def environment_manifests(
 
     `image_ref` is used as given (callers pass a ref by digest once one is known). Raises
     InvalidSpecError when the GPU model has no node label value or a variable is defined twice.
+    Callers check the settings against the whole graph once (`StackSettings.check_environments`).
     """
     name = environment.name
-    settings.check_environments(graph.environments)
     return [
         {
             "apiVersion": "v1",

@@ -30,6 +30,7 @@ def render(
     Returns the written files, each once.
     """
     graph = preflight(program.environments).raise_for_errors()
+    settings.check_environments(graph.environments)
     known = dict(image_refs or settings.images)
     source = "the given images" if image_refs else "flyte-infra:images"
     specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 from pulumi.runtime.mocks import MockMonitor
 
-from flyte_infra import FlyteInfraError, PreflightError, TaskEnvironment
+from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, TaskEnvironment
 from flyte_infra.loader import Program, load_program
 from flyte_infra.promotion import promoted_ref
 from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
@@ -111,6 +111,14 @@ def deployed(program: Program, stack_settings: StackSettings, **options: Any) ->
     return refs
 
 
+def registered(monitor: RecordingMonitor) -> list[str]:
+    """Types of the resources registered (Stack aside) once every registration already started
+    has reached the monitor: a failing program leaves its registrations pending on the loop."""
+    loop = asyncio.get_event_loop()
+    loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+    return [r.type for r in monitor.requests if r.type != "pulumi:pulumi:Stack"]
+
+
 def children(monitor: RecordingMonitor, name: str) -> set[str]:
     return {r.type for r in monitor.requests if r.parent and component_names([r.parent]) == {name}}
 
@@ -179,7 +187,13 @@ def test_a_preflight_failure_registers_nothing(monitor: RecordingMonitor, tmp_pa
     program = Program("bad", tmp_path, (), (child, parent))
     with pytest.raises(PreflightError, match="package 'torch'"):
         deploy(program, settings())
-    assert [r.type for r in monitor.requests if r.type != "pulumi:pulumi:Stack"] == []
+    assert registered(monitor) == []
+
+
+def test_a_stack_setting_naming_no_environment_registers_nothing(monitor: RecordingMonitor) -> None:
+    with pytest.raises(InvalidSpecError, match="replicasPerEnvironment: no environment named 'trian'"):
+        deploy(load_program(str(EXAMPLE)), settings(replicasPerEnvironment={"trian": 2}))
+    assert registered(monitor) == []
 
 
 def test_promotion_deploys_the_previous_stage_digests_without_building() -> None:
@@ -243,4 +257,4 @@ def test_the_program_fails_with_the_findings_before_registering_anything(
             main()
     finally:
         pulumi.runtime.set_all_config({})
-    assert [r.type for r in monitor.requests if r.type != "pulumi:pulumi:Stack"] == []
+    assert registered(monitor) == []

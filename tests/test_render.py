@@ -104,3 +104,11 @@ def test_nothing_is_written_when_a_later_environment_fails(tmp_path):
     with pytest.raises(InvalidSpecError, match=r"TaskEnvironment 'z-gpu': resources\.gpu: L40S has no"):
         render(Program("p", tmp_path, (), (cpu, gpu)), stack(acceleratorLabels="gke"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_nothing_is_written_when_the_stack_names_an_unknown_environment(tmp_path):
+    program, _ = example()
+    typo = stack(replicasPerEnvironment={"trian": 1})
+    with pytest.raises(InvalidSpecError, match="replicasPerEnvironment: no environment named 'trian'"):
+        render(program, typo, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -38,6 +38,7 @@ def deploy(
     With `promoted` (env -> image ref with digest, from the previous stage) no image is built.
     """
     graph = preflight(program.environments).raise_for_errors()
+    settings.check_environments(graph.environments)
     provider = (
         kubernetes.Provider("kubernetes", render_yaml_to_directory=settings.render_dir)
         if settings.render_dir
