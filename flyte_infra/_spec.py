@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from .errors import InvalidSpecError
 
@@ -37,6 +37,10 @@ def dns1123_label(value: str) -> str:
             "with a letter or digit, at most 63 characters), e.g. 'train-gpu'"
         )
     return value
+
+
+DNSLabel = Annotated[str, AfterValidator(dns1123_label)]
+"""A Kubernetes object or namespace name."""
 
 
 class SpecModel(BaseModel):

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ._spec import SpecModel, dns1123_label
+from ._spec import DNSLabel, SpecModel
 from .errors import FlyteInfraError, InvalidSpecError
 from .resources import GPU, GPU_TYPES
 
@@ -38,6 +38,12 @@ _HOST_PORT = re.compile(
 )
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_FORMATS: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "registry": (_HOST_PORT, "a registry host[:port]", "127.0.0.1:5000 or ghcr.io"),
+    "repository": (_REPOSITORY, "an image repository path", "flyte-infra/environments"),
+    "cluster_domain": (_DNS_SUBDOMAIN, "a DNS domain", "cluster.local"),
+}
+"""Settings that are text of a fixed form: the pattern, what it is, an example."""
 
 
 def _matching(pattern: re.Pattern[str], value: str, what: str, example: str) -> str:
@@ -123,7 +129,7 @@ class StackSettings(SpecModel):
 
     stack: str = "dev"
     module: str
-    namespace: str = "flyte"
+    namespace: DNSLabel = "flyte"
     registry: str = "127.0.0.1:5000"
     repository: str = "flyte-infra/environments"
     replicas: NonNegative = 1
@@ -140,25 +146,11 @@ class StackSettings(SpecModel):
     def _spec_owner(cls, data: dict[str, Any]) -> str:
         return f"stack '{data.get('stack', '?')}'"
 
-    @field_validator("namespace")
+    @field_validator(*_FORMATS)
     @classmethod
-    def _namespace(cls, value: str) -> str:
-        return dns1123_label(value)
-
-    @field_validator("registry")
-    @classmethod
-    def _registry(cls, value: str) -> str:
-        return _matching(_HOST_PORT, value, "a registry host[:port]", "127.0.0.1:5000 or ghcr.io")
-
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        return _matching(_REPOSITORY, value, "an image repository path", "flyte-infra/environments")
-
-    @field_validator("cluster_domain")
-    @classmethod
-    def _cluster_domain(cls, value: str) -> str:
-        return _matching(_DNS_SUBDOMAIN, value, "a DNS domain", "cluster.local")
+    def _formatted(cls, value: str, info: ValidationInfo) -> str:
+        pattern, what, example = _FORMATS[info.field_name or ""]
+        return _matching(pattern, value, what, example)
 
     @field_validator("port")
     @classmethod

@@ -514,22 +514,20 @@ EOD
     if [[ -z $bk ]]; then
         say "verify     BuildKit: no docker client with BuildKit found; skipped"
     else
+        buildkit_check() { # TAG WHAT: build $ctx as $img:TAG with BuildKit
+            tt=$EPOCHREALTIME
+            if DOCKER_BUILDKIT=1 "$bk" -H "$DOCKER_URI" build --progress plain --network host \
+                -t "$img:$1" "$ctx" >>"$log" 2>&1; then
+                step verify "BuildKit via $bk: $2: ok" "$tt"
+            else
+                fail "BuildKit via $bk: $2"
+            fi
+        }
         sed -i '2s/six$/six  # buildkit/' "$ctx/Dockerfile"
-        tt=$EPOCHREALTIME
-        if DOCKER_BUILDKIT=1 "$bk" -H "$DOCKER_URI" build --progress plain --network host \
-            -t "$img:buildkit" "$ctx" >>"$log" 2>&1; then
-            step verify "BuildKit via $bk: FROM $BASE_IMAGE (local store, no pull), pip install: ok" "$tt"
-        else
-            fail "BuildKit build FROM $BASE_IMAGE with $bk"
-        fi
+        buildkit_check buildkit "FROM $BASE_IMAGE (local store, no pull), pip install"
         printf 'FROM %s\nRUN python -c "import six"\n' "$remote:classic" >"$ctx/Dockerfile"
-        tt=$EPOCHREALTIME
-        if DOCKER_BUILDKIT=1 "$bk" -H "$DOCKER_URI" build --progress plain --network host \
-            -t "$img:from-registry" "$ctx" >>"$log" 2>&1; then
-            step verify "BuildKit: FROM $remote:classic pulled over http: ok" "$tt"
-        else
-            fail "BuildKit build FROM $remote:classic"
-        fi
+        buildkit_check from-registry "FROM $remote:classic pulled over http"
+        unset -f buildkit_check
     fi
     dk rmi "$img:buildkit" "$img:from-registry" >>"$log" 2>&1 || true
     unset -f fail
