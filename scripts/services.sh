@@ -27,6 +27,7 @@ RUN_DIR=${FLYTE_INFRA_RUN:-/run/flyte-infra}
 STATE_DIR=${FLYTE_INFRA_STATE:-/var/lib/flyte-infra}
 REGISTRY_PORT=${FLYTE_INFRA_REGISTRY_PORT:-5000}
 REGISTRY_ADDR=127.0.0.1:${REGISTRY_PORT}
+CLOSED_PROXY=http://127.0.0.1:9 # discard port, nothing listens: see start_dockerd
 CACHE_DIR=${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/flyte-infra/base
 CA_BUNDLE=${FLYTE_INFRA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
@@ -79,6 +80,7 @@ pid_alive() { # pidfile -> 0 when it names a live process
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 dockerd_up() { dk info >/dev/null 2>&1; }
+dockerd_guarded() { [[ $(dk info --format '{{.HTTPSProxy}}' 2>/dev/null) == "$CLOSED_PROXY" ]]; }
 registry_up() { curl -fsS -m 2 -o /dev/null "http://$REGISTRY_ADDR/v2/" 2>/dev/null; }
 
 wait_for() { # timeout-seconds what log-file command...
@@ -139,9 +141,13 @@ ensure_packages() {
 
 start_dockerd() {
     local t=$EPOCHREALTIME log=$LOG_DIR/dockerd.log
-    if dockerd_up; then
+    if dockerd_up && dockerd_guarded; then
         step dockerd "already answering on $DOCKER_URI" "$t"
         return
+    fi
+    if dockerd_up; then # started before the guard existed: restart it with the guard
+        say "dockerd    running without the loopback-only proxy guard; restarting it"
+        stop_pid dockerd "$DOCKERD_PID" 30
     fi
     [[ -x $DOCKERD ]] || die "$DOCKERD missing (package docker.io)"
     if pid_alive "$DOCKERD_PID"; then
@@ -152,6 +158,11 @@ start_dockerd() {
         # Own (empty) config file so a host /etc/docker/daemon.json cannot
         # add listeners or conflict with these flags.
         [[ -f $RUN_DIR/daemon.json ]] || echo '{}' >"$RUN_DIR/daemon.json"
+        # The daemon itself only ever talks to the loopback registry: any other
+        # registry (a pull of docker.io/..., e.g. a builder image) goes to a proxy
+        # on a closed loopback port and fails at once, with no DNS lookup.
+        # Build steps do not inherit these, so pip in a build is unaffected.
+        HTTP_PROXY=$CLOSED_PROXY HTTPS_PROXY=$CLOSED_PROXY NO_PROXY=127.0.0.1,localhost,::1 \
         setsid "$DOCKERD" \
             --config-file "$RUN_DIR/daemon.json" \
             --host "$DOCKER_URI" \
@@ -477,6 +488,7 @@ cmd_verify() {
     local img=flyte-infra/selftest remote=$REGISTRY_ADDR/flyte-infra/selftest
     dockerd_up || die "dockerd is not running: scripts/services.sh up"
     registry_up || die "registry is not running: scripts/services.sh up"
+    dockerd_guarded || die "dockerd runs without the loopback-only proxy guard: scripts/services.sh up"
     mkdir -p "$LOG_DIR"
     ctx=$(mktemp -d)
     : >"$log"
