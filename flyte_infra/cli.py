@@ -137,10 +137,29 @@ def cmd_render(args: argparse.Namespace) -> int:
     if checked is None:
         return 1
     program, settings = checked
-    images = json.loads(Path(args.images).read_text()) if args.images else None
-    written = render(program, settings, Path(args.output), images)
+    out_dir = Path(args.output)
+    if args.images:
+        written = render(program, settings, out_dir, _image_refs(args.images), f"--images {args.images}")
+    else:
+        written = render(program, settings, out_dir)
     print(f"wrote {len(written)} files under {args.output}")
     return 0
+
+
+def _image_refs(path: str) -> dict[str, str]:
+    """The environment -> image ref map in a file that `flyte-infra build -o` wrote."""
+    try:
+        refs = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise FlyteInfraError(f"--images {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise FlyteInfraError(f"--images {path}: not JSON ({error})") from None
+    if not isinstance(refs, dict) or not all(isinstance(ref, str) for ref in refs.values()):
+        raise FlyteInfraError(
+            f"--images {path}: expected a JSON object of environment -> image ref, as `flyte-infra build -o` "
+            "writes"
+        )
+    return refs
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -12,20 +12,20 @@ __all__ = ["promoted_ref"]
 def promoted_ref(refs: Mapping[str, str], name: str, tag: str, source: str) -> str:
     """`refs[name]`, which must be pinned by digest and carry the tag of the environment's current spec.
 
-    A different tag means the environment changed since `source` built it: promotion never rebuilds,
-    so the change must go through `source` first.
+    `source` says where `refs` came from (e.g. "stack 'dev'"). A different tag means the environment
+    changed since its image was built: promotion never rebuilds, so the change must be built through
+    the earlier stage first.
     """
     ref = refs.get(name)
     if ref is None:
-        raise FlyteInfraError(
-            f"environment '{name}': stack '{source}' published no image for it; deploy it there first"
-        )
+        raise FlyteInfraError(f"environment '{name}': {source} has no image for it; deploy it there first")
     if "@sha256:" not in ref:
-        raise FlyteInfraError(f"environment '{name}': '{ref}' from '{source}' is not pinned by digest")
+        raise FlyteInfraError(f"environment '{name}': '{ref}' from {source} is not pinned by digest")
     published_tag = ref.split("@", 1)[0].rsplit(":", 1)[-1]
     if published_tag != tag:
         raise FlyteInfraError(
-            f"environment '{name}': its image spec changed since stack '{source}' built it "
-            f"(now {tag}, there {published_tag}); deploy '{source}' first: promotion never rebuilds"
+            f"environment '{name}': its image spec changed since the image in {source} was built "
+            f"(now {tag}, there {published_tag}); build it through the earlier stage first: "
+            "promotion never rebuilds"
         )
     return ref

@@ -19,20 +19,24 @@ __all__ = ["render"]
 
 
 def render(
-    program: Program, settings: StackSettings, out_dir: Path, image_refs: Mapping[str, str] | None = None
+    program: Program,
+    settings: StackSettings,
+    out_dir: Path,
+    image_refs: Mapping[str, str] | None = None,
+    refs_source: str = "the given images",
 ) -> list[Path]:
     """Write `<out>/namespace.yaml`, `<out>/<env>/manifests.yaml` and `<out>/images/<tag>/` contexts.
 
     Everything is computed before anything is written, so a preflight error (or any other) leaves
     `out_dir` untouched. Images are referenced by digest when the refs are known (`image_refs`, e.g.
     from `flyte-infra build`, else the stack's `images`), each checked to be the image of the
-    environment's current spec; otherwise by the spec's tag, which a comment in the file points out.
-    Returns the written files, each once.
+    environment's current spec (errors name `refs_source`, where the refs came from); otherwise by
+    the spec's tag, which a comment in the file points out. Returns the written files, each once.
     """
     graph = preflight(program.environments).raise_for_errors()
     settings.check_environments(graph.environments)
     known = dict(image_refs or settings.images)
-    source = "the given images" if image_refs else "flyte-infra:images"
+    source = refs_source if image_refs else f"stack '{settings.stack}' (flyte-infra:images)"
     specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}
     documents: dict[Path, tuple[str, list[dict[str, Any]]]] = {
         out_dir / "namespace.yaml": ("", [namespace_manifest(settings)])

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,23 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path):
     assert completed.returncode == 1
     assert completed.stderr.startswith("error: cannot load") and "Traceback" not in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"--images .*refs\.json: No such file or directory"),
+        ("{bad", r"--images .*refs\.json: not JSON"),
+        ('["a"]', r"--images .*refs\.json: expected a JSON object of environment -> image ref"),
+    ],
+)
+def test_render_reports_a_bad_images_file_in_one_line(tmp_path, capsys, content, message):
+    refs = tmp_path / "refs.json"
+    if content is not None:
+        refs.write_text(content)
+    root = str(Path(EXAMPLE).parents[1])
+    arguments = ["render", EXAMPLE, "--stack", "staging", "--project", root, "--images", str(refs)]
+    assert main([*arguments, "-o", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(message, error)
+    assert not (tmp_path / "out").exists()

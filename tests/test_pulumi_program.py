@@ -214,14 +214,15 @@ def test_promotion_deploys_the_previous_stage_digests_without_building() -> None
 def test_promotion_refuses_an_image_of_another_spec_or_without_digest() -> None:
     current = "sha-current"
     good = f"127.0.0.1:5000/flyte-infra/environments:{current}@{fake_digest('x')}"
-    assert promoted_ref({"train": good}, "train", current, "dev") == good
+    dev = "stack 'dev'"
+    assert promoted_ref({"train": good}, "train", current, dev) == good
     stale = f"127.0.0.1:5000/flyte-infra/environments:sha-old@{fake_digest('x')}"
-    with pytest.raises(FlyteInfraError, match="'train': its image spec changed since stack 'dev' built it"):
-        promoted_ref({"train": stale}, "train", current, "dev")
-    with pytest.raises(FlyteInfraError, match="not pinned by digest"):
-        promoted_ref({"train": "127.0.0.1:5000/x:sha-current"}, "train", current, "dev")
-    with pytest.raises(FlyteInfraError, match="stack 'dev' published no image for it"):
-        promoted_ref({}, "train", current, "dev")
+    with pytest.raises(FlyteInfraError, match="image spec changed since the image in stack 'dev'"):
+        promoted_ref({"train": stale}, "train", current, dev)
+    with pytest.raises(FlyteInfraError, match="from stack 'dev' is not pinned by digest"):
+        promoted_ref({"train": "127.0.0.1:5000/x:sha-current"}, "train", current, dev)
+    with pytest.raises(FlyteInfraError, match="stack 'dev' has no image for it"):
+        promoted_ref({}, "train", current, dev)
 
 
 def test_settings_are_read_from_stack_config(monitor: RecordingMonitor) -> None:

@@ -78,9 +78,9 @@ def test_render_pins_known_digests(tmp_path):
     [
         (
             {"train": "r/e:sha-old@sha256:" + "b" * 64},
-            r"'train': its image spec changed since stack 'the given",
+            r"'train': its image spec changed since the image in the given images was built",
         ),
-        ({"train": "r/e:sha-x"}, r"'train': 'r/e:sha-x' from 'the given images' is not pinned by digest"),
+        ({"train": "r/e:sha-x"}, r"'train': 'r/e:sha-x' from the given images is not pinned by digest"),
     ],
 )
 def test_stale_or_unpinned_digests_are_refused_and_nothing_is_written(tmp_path, refs, error):

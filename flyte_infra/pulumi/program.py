@@ -55,7 +55,7 @@ def deploy(
         build: ImageBuildArgs | None = None
         image_ref: pulumi.Output[str] | None = None
         if promoted is not None:
-            source = settings.promote_from or "flyte-infra:images"
+            source = f"stack '{settings.promote_from}'" if settings.promote_from else "flyte-infra:images"
             image_ref = promoted.apply(
                 functools.partial(promoted_ref, name=name, tag=spec.tag, source=source)
             )
