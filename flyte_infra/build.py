@@ -6,6 +6,7 @@ The same Dockerfiles and contexts as the Pulumi component; for pipelines that de
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def _docker(*args: str, timeout: float = 1800) -> str:
         tail = completed.stderr.strip().splitlines()[-5:]
         raise FlyteInfraError(f"docker {args[0]} failed: {' | '.join(tail)}")
     return completed.stdout.strip()
+
+
+def _require_daemon() -> None:
+    """FlyteInfraError saying how to start the project's own daemon when none answers."""
+    if shutil.which("docker") is None:
+        raise FlyteInfraError("the docker CLI is not installed (`scripts/services.sh up` installs it)")
+    try:
+        _docker("version", "--format", "{{.Server.Version}}", timeout=30)
+    except FlyteInfraError:
+        raise FlyteInfraError(
+            "no Docker daemon answers (docker version failed); start the project's own with "
+            '`scripts/services.sh up` and point the CLI at it: eval "$(scripts/services.sh env)"'
+        ) from None
 
 
 def build_image(
@@ -53,6 +67,7 @@ def build_images(
 ) -> dict[str, str]:
     """Image reference of every environment (by digest when pushed); preflight runs first."""
     graph = preflight(program.environments).raise_for_errors()
+    _require_daemon()
     by_tag: dict[str, str] = {}
     references = {}
     for name in graph.order:
