@@ -65,14 +65,39 @@ def build_image(
 def build_images(
     program: Program, settings: StackSettings, workdir: Path, *, push: bool = True
 ) -> dict[str, str]:
-    """Image reference of every environment (by digest when pushed); preflight runs first."""
+    """Image reference of every environment (by digest when pushed).
+
+    Preflight runs first, then every base image is found or pulled, so a missing one stops the
+    build before any image is built.
+    """
     graph = preflight(program.environments).raise_for_errors()
     _require_daemon()
+    specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}
+    first_user: dict[str, str] = {}  # base image -> the first environment built FROM it
+    for name, spec in specs.items():
+        first_user.setdefault(spec.base_image, name)
+    for base_image, name in first_user.items():
+        _require_base_image(base_image, name)
     by_tag: dict[str, str] = {}
     references = {}
-    for name in graph.order:
-        spec = image_spec(graph.environments[name], program, settings)
+    for name, spec in specs.items():
         if spec.tag not in by_tag:
             by_tag[spec.tag] = build_image(spec, settings, workdir, push=push)
         references[name] = by_tag[spec.tag]
     return references
+
+
+def _require_base_image(base_image: str, environment: str) -> None:
+    """`base_image` in the daemon's store, pulled if need be; else an error naming `environment`."""
+    try:
+        _docker("image", "inspect", "--format", "{{.Id}}", base_image, timeout=60)
+        return
+    except FlyteInfraError:
+        pass
+    try:
+        _docker("pull", "--quiet", base_image)
+    except FlyteInfraError as error:
+        raise FlyteInfraError(
+            f"TaskEnvironment '{environment}': image: cannot get '{base_image}' ({error}); build FROM an "
+            "image the daemon has or can pull, or map it to a mirror with flyte-infra:baseImages"
+        ) from None

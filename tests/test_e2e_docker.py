@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flyte_infra import FlyteInfraError
 from flyte_infra.build import build_images
 from flyte_infra.loader import load_program
 from flyte_infra.preflight import preflight
@@ -126,3 +127,12 @@ def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path) ->
         assert manifest.returncode == 0, f"{reference} is not in the registry: {manifest.stderr}"
     render(program, settings, tmp_path / "out", references)
     assert f"image: {references['train']}" in (tmp_path / "out" / "train" / "manifests.yaml").read_text()
+
+
+def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp_path: Path) -> None:
+    services = require_docker_services()
+    program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
+    missing = f"{services['FLYTE_INFRA_REGISTRY']}/flyte-infra/no-such-base:{uuid.uuid4().hex[:8]}"
+    with pytest.raises(FlyteInfraError, match=rf"TaskEnvironment 'data-prep': image: cannot get '{missing}'"):
+        build_images(program, stack_for(program, missing), tmp_path / "build")
+    assert not (tmp_path / "build").exists()  # no build context written, no image built
