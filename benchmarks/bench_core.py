@@ -5,12 +5,15 @@ drawn from a pool) plus, pinned, every package of the environments it depends on
 children as preflight demands; one environment in a hundred drops an inherited package, so findings
 are produced and formatted too. Caches are cleared before every timed run (cold).
 Target: (preflight + plan) / graphlib <= 3, and linear growth from 1,000 to 10,000 environments.
+Below each size, where the time goes: discovery, ordering (graph_of, a graphlib pass of its own
+included), the checks (preflight minus those two) and the plan, each timed on its own.
 
     python benchmarks/bench_core.py [SIZE ...]
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import graphlib
 import random
@@ -19,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from flyte_infra import Resources, TaskEnvironment
+from flyte_infra.graph import discover, graph_of
 from flyte_infra.packages import clear_caches
 from flyte_infra.plan import build_plan
 from flyte_infra.preflight import preflight
@@ -80,6 +84,26 @@ def ours(environments: list[TaskEnvironment]) -> int:
     return len(report.errors)
 
 
+def phases(environments: list[TaskEnvironment]) -> dict[str, float]:
+    """Seconds of each part of `ours`, each the best of five cold runs."""
+    discovered = discover(environments)
+    graph = graph_of(discovered)
+
+    def checks() -> None:
+        clear_caches()
+        preflight(environments)
+
+    whole = best_of(5, checks)
+    found = best_of(5, lambda: discover(environments))
+    ordered = best_of(5, lambda: graph_of(discovered))
+    return {
+        "discover": found,
+        "order": ordered,
+        "checks": whole - found - ordered,
+        "plan": best_of(5, lambda: build_plan(graph)),
+    }
+
+
 def main(sizes: list[int]) -> None:
     columns = ("envs", "edges", "errors", "preflight+plan", "graphlib", "ratio", "per env")
     print(
@@ -90,12 +114,14 @@ def main(sizes: list[int]) -> None:
         dependencies = {env.name: tuple(dep.name for dep in env.depends_on) for env in environments}
         edges = sum(map(len, dependencies.values()))
         errors = ours(environments)
-        ours_seconds = best_of(5, lambda envs=environments: ours(envs))
-        bare_seconds = best_of(5, lambda deps=dependencies: bare_graphlib(deps))
+        ours_seconds = best_of(5, functools.partial(ours, environments))
+        bare_seconds = best_of(5, functools.partial(bare_graphlib, dependencies))
         print(
             f"{size:>7} {edges:>7} {errors:>6} {ours_seconds * 1e3:>12.1f} ms {bare_seconds * 1e3:>7.1f} ms"
             f" {ours_seconds / bare_seconds:>6.2f} {ours_seconds / size * 1e6:>6.1f} us"
         )
+        parts = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in phases(environments).items())
+        print(f"{'':>7} of which: {parts}")
 
 
 if __name__ == "__main__":

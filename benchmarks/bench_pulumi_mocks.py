@@ -31,8 +31,8 @@ class Mocks(pulumi.runtime.Mocks):
             state["ref"] = args.inputs["tags"][0] + "@sha256:" + "0" * 64
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 def main(size: int) -> None:
@@ -44,7 +44,7 @@ def main(size: int) -> None:
     pulumi.runtime.set_mocks(Mocks(), project="flyte-infra", stack="bench", preview=True)
     timing: dict[str, float] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]  # the SDK's decorator has no types
     def run() -> Any:
         start = time.perf_counter()
         components = deploy(program, settings)
