@@ -12,10 +12,12 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .errors import InvalidSpecError
+
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
 
-__all__ = ["Task", "TaskRouter", "active_router", "use_router"]
+__all__ = ["Task", "TaskRouter", "active_router", "use_process_router", "use_router"]
 
 R = TypeVar("R")
 
@@ -33,13 +35,13 @@ class InProcessRouter:
         return task.func(*args, **kwargs)
 
 
-_IN_PROCESS = InProcessRouter()
 _router: contextvars.ContextVar[TaskRouter | None] = contextvars.ContextVar("flyte_router", default=None)
+_process_router: TaskRouter = InProcessRouter()
 
 
 def active_router() -> TaskRouter:
-    """The router task calls go through in this context."""
-    return _router.get() or _IN_PROCESS
+    """The router task calls go through: this context's, else the process's (in-process by default)."""
+    return _router.get() or _process_router
 
 
 def use_router(router: TaskRouter) -> contextvars.Token[TaskRouter | None]:
@@ -47,13 +49,38 @@ def use_router(router: TaskRouter) -> contextvars.Token[TaskRouter | None]:
     return _router.set(router)
 
 
+def use_process_router(router: TaskRouter) -> None:
+    """Route task calls through `router` wherever no context sets one: in every thread of a worker,
+    including threads and executors that its tasks start (they do not inherit context variables)."""
+    global _process_router
+    _process_router = router
+
+
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 class Task(Generic[R]):
     """A function that runs in one TaskEnvironment's image and compute."""
 
     def __init__(self, func: Callable[..., R], environment: TaskEnvironment) -> None:
+        name = getattr(func, "__name__", "")
+        if not (inspect.isfunction(func) and name.isidentifier()):
+            raise InvalidSpecError(
+                f"TaskEnvironment '{environment.name}'",
+                "task",
+                f"{func!r} is not a named function (def or async def); a task is called by its name",
+            )
+        for parameter in inspect.signature(func).parameters.values():
+            if parameter.kind not in _BY_NAME:
+                raise InvalidSpecError(
+                    f"TaskEnvironment '{environment.name}'",
+                    f"task '{name}'",
+                    f"parameter '{parameter.name}' is {parameter.kind.description}; a task's arguments "
+                    "travel by name as JSON, so use named parameters (keyword-only is fine)",
+                )
         self.func = func
         self.environment = environment
-        self.name: str = func.__name__
+        self.name: str = name
         self.is_async = inspect.iscoroutinefunction(func)
         functools.update_wrapper(self, func)
 

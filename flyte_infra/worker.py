@@ -28,7 +28,7 @@ from .loader import load_program
 from .runtime.codec import TaskArgumentError, decode_arguments, encode_result
 from .runtime.endpoints import ENVIRONMENT_HEADER
 from .runtime.router import WorkerRouter
-from .task import Task, use_router
+from .task import Task, use_process_router, use_router
 
 __all__ = ["main", "serve"]
 
@@ -65,7 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         try:  # read the whole body first: the connection stays usable whatever the answer
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError(length)
+            body = self.rfile.read(length)
         except ValueError:
             self.close_connection = True
             self._reply(HTTPStatus.BAD_REQUEST, {"error": "BadRequest", "message": "invalid Content-Length"})
@@ -81,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(request, dict):
                 raise ValueError(f'the body must be a JSON object {{"args": {{...}}}}, got {request!r}')
             arguments = decode_arguments(task, request.get("args", {}))
-        except ValueError as error:  # bad JSON or TaskArgumentError
+        except (ValueError, RecursionError) as error:  # bad or absurdly nested JSON, or TaskArgumentError
             self._reply(HTTPStatus.BAD_REQUEST, {"error": type(error).__name__, "message": str(error)})
             return
         try:
@@ -126,9 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         environment = load_program(args.module).environment(args.env)
         server = serve(environment, args.host, args.port)
-    except (FlyteInfraError, OSError) as error:
+    except (FlyteInfraError, OSError, OverflowError) as error:  # OverflowError: a port beyond 65535
         print(f"error: worker '{args.env}': {error}", file=sys.stderr)
         return 1
+    use_process_router(WorkerRouter(environment.name))  # threads that tasks start route calls too
     print(
         f"worker '{environment.name}' serving {sorted(environment.tasks)} on {args.host}:{args.port}",
         flush=True,

@@ -1,4 +1,6 @@
 import asyncio
+import functools
+import threading
 
 import pytest
 
@@ -112,3 +114,59 @@ def test_task_names_are_unique_per_environment():
 
 def test_public_api_is_small():
     assert {"TaskEnvironment", "Resources", "Secret", "Task"} <= set(flyte.__all__)
+
+
+def test_a_task_must_be_a_named_function_with_named_parameters():
+    env = TaskEnvironment("calc")
+
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(
+        InvalidSpecError, match=r"^TaskEnvironment 'calc': task: functools\.partial.* not a named"
+    ):
+        env.task(functools.partial(add, 1))
+
+    def positional(x: int, /) -> int:
+        return x
+
+    def spread(*xs: int) -> int:
+        return sum(xs)
+
+    def options(**flags: bool) -> int:
+        return len(flags)
+
+    for function, kind in (
+        (positional, "positional-only"),
+        (spread, "variadic positional"),
+        (options, "variadic keyword"),
+    ):
+        with pytest.raises(
+            InvalidSpecError, match=rf"'calc': task '{function.__name__}': parameter '.*' is {kind}"
+        ):
+            env.task(function)
+    assert env.tasks == {}
+
+
+def test_hints_that_cannot_travel_as_json_are_one_line_errors():
+    from flyte_infra.runtime.codec import TaskArgumentError, encode_arguments
+
+    env = TaskEnvironment("hints")
+
+    @env.task
+    def later(d: "NotDefinedAnywhere") -> int:  # type: ignore[name-defined]  # noqa: F821
+        return 1
+
+    @env.task
+    def weird(x: int) -> "threading.Lock":  # type: ignore[valid-type]
+        return threading.Lock()
+
+    with pytest.raises(
+        TaskArgumentError, match=r"^task 'hints.later': its type hints cannot be resolved: NameError"
+    ):
+        encode_arguments(later, (1,), {})
+    with pytest.raises(
+        TaskArgumentError, match=r"^task 'hints.weird': result: type hint .* cannot be sent as JSON"
+    ) as info:
+        encode_arguments(weird, (1,), {})
+    assert "\n" not in str(info.value)

@@ -39,7 +39,16 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports):
     try:
         assert wait_healthy(ports["relay"]) == {
             "env": "relay",
-            "tasks": ["ask", "ask_crash", "boom", "meet_twice", "misuse", "sum_squares"],
+            "tasks": [
+                "ask",
+                "ask_crash",
+                "ask_raw",
+                "boom",
+                "meet_twice",
+                "misuse",
+                "pids_from_threads",
+                "sum_squares",
+            ],
         }
         wait_healthy(ports["leaf"])
         status, body, served_by = post(ports["relay"], "ask", {"tag": "hello"})
@@ -47,6 +56,13 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports):
         assert body["result"] == {"relay_pid": relay.pid, "leaf": {"pid": leaf.pid, "tag": "hello"}}
         assert post(ports["relay"], "sum_squares", {"n": 4})[:2] == (200, {"result": 14})  # sync remote calls
         assert post(ports["relay"], "meet_twice", {})[:2] == (200, {"result": [0, 1]})  # concurrent ones
+        # threads a task starts do not inherit its context, but their calls still go to leaf's worker
+        expected = {"task": leaf.pid, "pool": leaf.pid, "thread": leaf.pid}
+        assert post(ports["relay"], "pids_from_threads", {})[:2] == (200, {"result": expected})
+        status, body, _ = post(ports["relay"], "ask_raw", {})  # leaf cannot send its result, and says why
+        assert (status, body["error"]) == (500, "RemoteTaskError")
+        assert "task 'leaf.raw' failed in environment 'leaf': BadResult" in body["message"]
+        assert "result: cannot be sent as JSON: UnicodeDecodeError" in body["message"]
     finally:
         stop(leaf, relay)
 
@@ -148,9 +164,12 @@ def test_a_worker_at_the_wrong_address_or_dying_mid_call_fails_at_once(ports):
 
 def test_sigterm_stops_a_worker_cleanly(ports):
     leaf = start_worker(MODULE, "leaf", ports["leaf"])
-    wait_healthy(ports["leaf"])
-    leaf.send_signal(signal.SIGTERM)
-    assert leaf.wait(timeout=5) == 0  # handled (as PID 1 in a container an unhandled SIGTERM is ignored)
+    try:
+        wait_healthy(ports["leaf"])
+        leaf.send_signal(signal.SIGTERM)
+        assert leaf.wait(timeout=5) == 0  # handled (as PID 1 in a container an unhandled SIGTERM is ignored)
+    finally:
+        stop(leaf)
 
 
 def test_serving_does_not_change_the_callers_router():
@@ -199,3 +218,40 @@ def test_command_line_text_is_json_unless_only_the_text_fits():
         decode_text_argument(square, "n", "seven")
     with pytest.raises(TaskArgumentError, match=r"parameter 'n'.*\(got 1.5\)"):
         decode_text_argument(square, "n", "1.5")
+
+
+def test_bad_bodies_get_a_400_not_a_hang_or_a_dropped_connection(ports):
+    leaf = start_worker(MODULE, "leaf", ports["leaf"])
+    try:
+        wait_healthy(ports["leaf"])
+        for headers, body in (({"Content-Length": "-1"}, b""), ({}, b"[" * 100_000)):
+            connection = http.client.HTTPConnection("127.0.0.1", ports["leaf"], timeout=5)
+            connection.request("POST", "/tasks/square", body, headers)
+            response = connection.getresponse()
+            assert response.status == 400, response.read()
+            connection.close()
+    finally:
+        stop(leaf)
+
+
+def test_the_call_timeout_must_be_a_number_of_seconds(monkeypatch):
+    from flyte_infra.errors import RemoteTaskError
+    from flyte_infra.runtime.client import call_remote
+
+    monkeypatch.setenv("FLYTE_INFRA_ENDPOINT_LEAF", f"http://127.0.0.1:{free_port()}")
+    for text in ("nan", "-1", "inf", "soon"):
+        monkeypatch.setenv("FLYTE_INFRA_CALL_TIMEOUT", text)
+        with pytest.raises(RemoteTaskError, match=rf"FLYTE_INFRA_CALL_TIMEOUT='{text}' is not a number"):
+            call_remote(relay_module.square, (2,), {})
+
+
+def test_a_call_that_is_never_answered_retries_until_the_deadline_itself(monkeypatch):
+    from flyte_infra.errors import RemoteTaskError
+    from flyte_infra.runtime.client import call_remote
+
+    monkeypatch.setenv("FLYTE_INFRA_CALL_TIMEOUT", "1.5")
+    monkeypatch.setenv("FLYTE_INFRA_ENDPOINT_LEAF", f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(RemoteTaskError, match=r"was not up within 1\.5 s"):
+        call_remote(relay_module.square, (2,), {})
+    assert 1.5 <= time.monotonic() - started < 3

@@ -7,10 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import IO, Any
 
 
 def free_port() -> int:
@@ -22,7 +23,14 @@ def free_port() -> int:
 def start_worker(module: str, environment: str, port: int, **variables: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "flyte_infra.worker", "--module", module, "--env", environment]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen(command, env={**os.environ, **variables}, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # noqa: SIM115  # closed by stop(); a pipe nobody reads would block the worker
+    process = subprocess.Popen(command, env={**os.environ, **variables}, stderr=log)
+    _logs[process.pid] = log
+    return process
+
+
+_logs: dict[int, IO[bytes]] = {}
+"""Each running worker's stderr, by pid; `stop` closes it."""
 
 
 def wait_healthy(port: int, timeout: float = 15.0) -> dict[str, Any]:
@@ -59,3 +67,7 @@ def stop(*processes: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        log = _logs.pop(process.pid, None)
+        if log is not None:
+            log.close()

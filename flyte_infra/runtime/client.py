@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import time
 import urllib.parse
@@ -41,9 +42,12 @@ def endpoint_of(environment: str, variables: Mapping[str, str] = os.environ) -> 
 def _call_timeout() -> float:
     text = os.environ.get(CALL_TIMEOUT_VARIABLE, "")
     try:
-        return float(text) if text else DEFAULT_CALL_TIMEOUT
+        seconds = float(text) if text else DEFAULT_CALL_TIMEOUT
     except ValueError:
-        raise RemoteTaskError(f"{CALL_TIMEOUT_VARIABLE}={text!r} is not a number of seconds") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise RemoteTaskError(f"{CALL_TIMEOUT_VARIABLE}={text!r} is not a number of seconds (0 or more)")
+    return seconds
 
 
 class _NotUp(Exception):
@@ -100,12 +104,13 @@ def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any
             status, served_by, body = _post(url, payload)
             break
         except _NotUp as not_up:
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise RemoteTaskError(
                     f"task '{task.qualified_name}': environment '{environment}' at {url} was not up "
                     f"within {timeout:g} s ({not_up})"
                 ) from None
-            time.sleep(delay)
+            time.sleep(min(delay, remaining))  # the last try comes at the deadline, not before it
             delay = min(delay * 2, 2.0)
         except _Lost as lost:
             raise RemoteTaskError(

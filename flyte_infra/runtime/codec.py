@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from ..errors import FlyteInfraError
 from ..task import Task
@@ -32,9 +33,33 @@ class TaskArgumentError(FlyteInfraError, ValueError):
 
 @cache
 def _adapters(task: Task[Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAdapter[Any]]:
-    hints = typing.get_type_hints(task.func)
-    parameters = {name: TypeAdapter(hints.get(name, Any)) for name in inspect.signature(task.func).parameters}
-    return parameters, TypeAdapter(hints.get("return", Any))
+    """One adapter per parameter and one for the result; a hint that cannot be resolved or turned
+    into JSON validation is a TaskArgumentError naming the task and the parameter."""
+    try:
+        hints = typing.get_type_hints(task.func)
+    except Exception as error:  # NameError for a name imported only under TYPE_CHECKING, and the like
+        raise TaskArgumentError(
+            f"task '{task.qualified_name}': its type hints cannot be resolved: {_first_line(error)}"
+        ) from None
+    names = [*inspect.signature(task.func).parameters, "return"]
+    adapters = {name: _adapter(task, name, hints.get(name, Any)) for name in names}
+    result = adapters.pop("return")
+    return adapters, result
+
+
+def _adapter(task: Task[Any], name: str, hint: Any) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(hint)
+    except Exception as error:  # pydantic cannot validate this type from JSON
+        where = "result" if name == "return" else f"parameter '{name}'"
+        raise TaskArgumentError(
+            f"task '{task.qualified_name}': {where}: type hint {hint!r} cannot be sent as JSON: "
+            f"{_first_line(error)}"
+        ) from None
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
 
 
 def _problem(error: ValidationError) -> str:
@@ -51,7 +76,7 @@ def encode_arguments(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str
         raise TaskArgumentError(f"task '{task.qualified_name}': {error}") from None
     parameters, _ = _adapters(task)
     return {
-        name: parameters[name].dump_python(decode_argument(task, name, value), mode="json")
+        name: _json(parameters[name], value, task, f"parameter '{name}'")
         for name, value in bound.arguments.items()
     }
 
@@ -103,11 +128,18 @@ def decode_arguments(
 
 def encode_result(task: Task[Any], value: Any) -> Any:
     """Validate a task's return value against its hint and turn it into JSON-ready data."""
-    _, result = _adapters(task)
+    return _json(_adapters(task)[1], value, task, "result")
+
+
+def _json(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) -> Any:
+    """`value` validated by `adapter` and dumped as JSON-ready data; TaskArgumentError otherwise."""
     try:
-        return result.dump_python(result.validate_python(value), mode="json")
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
     except ValidationError as error:
-        raise TaskArgumentError(f"task '{task.qualified_name}': result: {_problem(error)}") from None
+        problem = _problem(error)
+    except (PydanticSerializationError, ValueError, TypeError) as error:  # e.g. bytes that are not UTF-8
+        problem = f"cannot be sent as JSON: {_first_line(error)}"
+    raise TaskArgumentError(f"task '{task.qualified_name}': {where}: {problem}")
 
 
 def decode_result(task: Task[Any], data: Any) -> Any:
