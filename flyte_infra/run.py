@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from .errors import FlyteInfraError
 from .loader import Program
 from .runtime.codec import decode_arguments, decode_text_argument, encode_result
-from .task import InProcessRouter, Task, use_router
+from .task import InProcessRouter, Task, event_loop_running, use_router
 
 __all__ = ["find_task", "run", "run_task"]
 
@@ -24,21 +24,13 @@ def run(task: Task[R], /, *args: Any, **kwargs: Any) -> R:
 
 
 def _run_in_process(task: Task[R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-    if task.is_async and _loop_running():
+    if task.is_async and event_loop_running():
         raise FlyteInfraError(
             f"cannot run async task '{task.qualified_name}' inside a running event loop; await it"
         )
     use_router(InProcessRouter())  # in the copied context only
     outcome = task(*args, **kwargs)
     return asyncio.run(outcome) if task.is_async else outcome  # type: ignore[arg-type]
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def find_task(program: Program, reference: str) -> Task[Any]:

@@ -6,10 +6,12 @@ worker of the task's own environment when that is not the environment being serv
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .errors import InvalidSpecError
@@ -29,10 +31,67 @@ class TaskRouter(Protocol):
 
 
 class InProcessRouter:
-    """Runs every task in this process: the local mode of `flyte-infra run`."""
+    """Runs every task in this process: the local mode of `flyte-infra run`.
+
+    A call from one environment's task to another's is made as a worker would make it: arguments
+    and result go through JSON and the callee's type hints, and a sync callee runs in a thread of
+    its own when the caller is on an event loop (deployed, it runs in its own worker).
+    """
 
     def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = _current_environment.get()
+        if caller is None or caller is task.environment:
+            return _run_in(task, args, kwargs)
+        from .runtime.codec import decode_arguments, decode_result, encode_arguments, encode_result
+
+        sent = decode_arguments(task, encode_arguments(task, args, kwargs))
+        if task.is_async:
+            return _round_trip(task, _run_in(task, (), sent))
+        if event_loop_running():
+            with concurrent.futures.ThreadPoolExecutor(1) as thread:
+                result = thread.submit(contextvars.copy_context().run, _run_in, task, (), sent).result()
+        else:
+            result = _run_in(task, (), sent)
+        return decode_result(task, encode_result(task, result))
+
+
+_current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextvars.ContextVar(
+    "flyte_current_environment", default=None
+)
+"""The environment whose task is running in this context (in-process runs)."""
+
+
+def _run_in(task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call `task`'s function as code of its environment: for an async task, the coroutine does."""
+    if task.is_async:
+        return _as_environment(task.environment, task.func(*args, **kwargs))
+    token = _current_environment.set(task.environment)
+    try:
         return task.func(*args, **kwargs)
+    finally:
+        _current_environment.reset(token)
+
+
+async def _as_environment(environment: TaskEnvironment, coroutine: Awaitable[Any]) -> Any:
+    token = _current_environment.set(environment)
+    try:
+        return await coroutine
+    finally:
+        _current_environment.reset(token)
+
+
+async def _round_trip(task: Task[Any], outcome: Awaitable[Any]) -> Any:
+    from .runtime.codec import decode_result, encode_result
+
+    return decode_result(task, encode_result(task, await outcome))
+
+
+def event_loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 _router: contextvars.ContextVar[TaskRouter | None] = contextvars.ContextVar("flyte_router", default=None)

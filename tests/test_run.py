@@ -10,6 +10,7 @@ from flyte_infra import FlyteInfraError
 from flyte_infra.cli import main
 from flyte_infra.loader import load_program
 from flyte_infra.run import run_task
+from flyte_infra.runtime.codec import TaskArgumentError
 from flyte_infra.task import use_router
 
 from .fixtures import relay as relay_module
@@ -94,3 +95,17 @@ def test_the_hello_example_runs_as_a_script_and_through_the_cli(capsys):
     assert completed.stdout.strip() == "['hello, ada', 'hello, grace']"
     assert main(["run", str(script), "welcome", "--arg", 'names=["x"]']) == 0
     assert json.loads(capsys.readouterr().out) == ["hello, x"]
+
+
+def test_a_sync_task_that_runs_async_code_works_in_process_as_it_does_deployed():
+    from .fixtures import three
+
+    assert flyte.run(three.double_plus_one, 2) == 5  # a (async) -> b (sync, asyncio.run) -> c (async)
+
+
+def test_calls_across_environments_in_process_go_through_json_and_hints_as_deployed():
+    with pytest.raises(TaskArgumentError, match=r"task 'leaf\.square': parameter 'x'.*\(got 'four'\)"):
+        flyte.run(relay_module.misuse)
+    with pytest.raises(TaskArgumentError, match=r"task 'leaf\.raw': result: cannot be sent as JSON"):
+        flyte.run(relay_module.ask_raw)
+    assert flyte.run(relay_module.raw) == b"\xff"  # called directly, a task is a plain function call
