@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import sys
@@ -64,6 +65,7 @@ def _import(reference: str) -> ModuleType:
         raise LoadError(f"cannot load '{reference}': {_one_line(error)}") from None
 
 
+_FLYTE_INFRA_DIR = Path(__file__).resolve().parent
 _NOT_USER_CODE = ("<", str(Path(__file__).parent), sys.base_prefix, sys.prefix)
 
 
@@ -83,11 +85,61 @@ def _one_line(error: BaseException) -> str:
 
 
 def _sources(module: ModuleType) -> tuple[Path, tuple[Path, ...]]:
-    top_name = module.__name__.split(".")[0]
-    top = sys.modules[top_name]
+    """The directory to put on PYTHONPATH and the files below it that the program needs: the
+    module (or its whole top-level package) and, followed through their `import` statements, the
+    modules and packages beside it that they import (`import helpers`, `from utils import x`)."""
+    top = sys.modules[module.__name__.split(".")[0]]
     top_file = Path(top.__file__ or "").resolve()
     if top_file.name == "__init__.py":
-        package_dir = top_file.parent
-        files = tuple(sorted(p for p in package_dir.rglob("*.py") if "__pycache__" not in p.parts))
-        return package_dir.parent, files
-    return top_file.parent, (top_file,)
+        root, files = top_file.parent.parent, _package_files(top_file.parent)
+    else:
+        root, files = top_file.parent, {top_file}
+    pending = list(files)
+    while pending:
+        for found in _local_imports(pending.pop(), root):
+            new = found - files
+            files |= new
+            pending.extend(new)
+    return root, tuple(sorted(files))
+
+
+def _package_files(directory: Path) -> set[Path]:
+    return {path for path in directory.rglob("*.py") if "__pycache__" not in path.parts}
+
+
+def _local_imports(source: Path, root: Path) -> list[frozenset[Path]]:
+    """For each top-level name `source` imports that resolves to a file or package under `root`
+    (not an installed package, not flyte_infra), the files it brings."""
+    try:
+        tree = ast.parse(source.read_bytes(), str(source))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    found = []
+    for name in sorted(names - set(sys.stdlib_module_names)):
+        location = _local_location(name, root)
+        if location is not None:
+            found.append(frozenset(_package_files(location) if location.is_dir() else {location}))
+    return found
+
+
+def _local_location(name: str, root: Path) -> Path | None:
+    """The file, or the package directory, that `import name` loads, if it is the user's own code."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.has_location:
+        return None
+    origin = Path(spec.origin).resolve()
+    location = origin.parent if spec.submodule_search_locations else origin
+    if not location.is_relative_to(root) or location.is_relative_to(_FLYTE_INFRA_DIR):
+        return None
+    if {"site-packages", "dist-packages"} & set(location.parts):
+        return None
+    return location

@@ -6,6 +6,7 @@ import sys
 
 from flyte_infra import TaskEnvironment
 from flyte_infra.dockerfile import image_spec, write_build_context
+from flyte_infra.loader import load_program
 from flyte_infra.settings import load_stack_settings
 
 from .stacks import ROOT, example, stack
@@ -112,3 +113,47 @@ def test_promoted_stacks_compute_the_tags_of_the_stack_they_promote_from():
         for name in ("dev", "staging", "prod")
     }
     assert tags["dev"] == tags["staging"] == tags["prod"]
+
+
+def test_the_image_carries_the_local_modules_the_program_imports(tmp_path):
+    project = tmp_path / "project"
+    (project / "utils").mkdir(parents=True)
+    (project / "utils" / "__init__.py").write_text("from .scaling import FACTOR\n")
+    (project / "utils" / "scaling.py").write_text("FACTOR = 3\n")
+    (project / "helpers.py").write_text("import utils\n\ndef scale(x):\n    return x * utils.FACTOR\n")
+    (project / "unrelated.py").write_text("raise SystemExit('never imported')\n")
+    (project / "calc_envs.py").write_text(
+        "import json\nimport flyte_infra as flyte\nfrom helpers import scale\n\n"
+        "calc = flyte.TaskEnvironment('calc')\n\n\n@calc.task\n"
+        "def triple(x: int) -> int:\n    return scale(x)\n"
+    )
+    program = load_program(str(project / "calc_envs.py"))
+    spec = image_spec(program.environment("calc"), program, stack())
+    code = sorted(path for path in spec.files if path.startswith("code/"))
+    assert code == [
+        "code/calc_envs.py",
+        "code/helpers.py",
+        "code/utils/__init__.py",
+        "code/utils/scaling.py",
+    ]  # followed through helpers.py to the utils package; unrelated.py stays out
+    (project / "utils" / "scaling.py").write_text("FACTOR = 4\n")
+    changed = image_spec(program.environment("calc"), load_program(str(project / "calc_envs.py")), stack())
+    assert changed.tag != spec.tag  # a helper is part of the image, so part of its tag
+
+    context = write_build_context(changed, tmp_path / "ctx")
+    check = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in getattr(f, '__name__', '')]\n"
+        "from flyte_infra.loader import load_program\n"
+        "print(load_program('calc_envs').environment('calc').tasks['triple'].func(2))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{context / 'runtime'}{os.pathsep}{context / 'code'}"},
+        timeout=60,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout.strip()) == (0, "8"), completed.stderr
