@@ -26,11 +26,12 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
     return field, message
 
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
 
 def dns1123_label(value: str) -> str:
-    """`value` if it is a DNS-1123 label (Kubernetes object and namespace names), else ValueError."""
+    """`value` if it is a DNS-1123 label (namespace and most object names), else ValueError."""
     if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
@@ -39,8 +40,22 @@ def dns1123_label(value: str) -> str:
     return value
 
 
+def dns1035_label(value: str) -> str:
+    """`value` if it is a DNS-1035 label, as a Service name must be, else ValueError."""
+    if len(value) > 63 or not _DNS1035_LABEL.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a DNS-1035 label (lower-case letters, digits and '-', starting with a letter "
+            "and ending with a letter or digit, at most 63 characters; it names the environment's "
+            "Kubernetes Service), e.g. 'train-gpu'"
+        )
+    return value
+
+
 DNSLabel = Annotated[str, AfterValidator(dns1123_label)]
-"""A Kubernetes object or namespace name."""
+"""A Kubernetes namespace or object name."""
+
+ServiceName = Annotated[str, AfterValidator(dns1035_label)]
+"""A name that is also a Kubernetes Service's, so a DNS-1035 label."""
 
 
 class SpecModel(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from ._spec import DNSLabel, SpecModel, dns1123_label
+from ._spec import ServiceName, SpecModel, dns1123_label
 from .errors import InvalidSpecError
 from .resources import Resources
 from .task import Task
@@ -57,7 +57,7 @@ class TaskEnvironment(SpecModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    name: DNSLabel
+    name: ServiceName
     image: str = DEFAULT_IMAGE
     packages: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
