@@ -69,6 +69,8 @@ def _dockerfile(base_image: str, packages: tuple[str, ...], module_name: str, po
         "COPY code/ /opt/flyte-infra/code/",
         "ENV PYTHONPATH=/opt/flyte-infra/runtime:/opt/flyte-infra/code PYTHONUNBUFFERED=1 "
         f"PYTHONDONTWRITEBYTECODE=1 FLYTE_INFRA_MODULE={module_name}",
+        # the root filesystem is read-only when deployed: home and caches live on the /tmp volume
+        "ENV HOME=/tmp XDG_CACHE_HOME=/tmp/.cache",
         "USER 1000:1000",
         f"EXPOSE {port}",
         'ENTRYPOINT ["python", "-m", "flyte_infra.worker"]',

@@ -30,6 +30,7 @@ def test_dockerfile():
         "COPY code/ /opt/flyte-infra/code/\n"
         "ENV PYTHONPATH=/opt/flyte-infra/runtime:/opt/flyte-infra/code PYTHONUNBUFFERED=1 "
         "PYTHONDONTWRITEBYTECODE=1 FLYTE_INFRA_MODULE=ml_pipeline\n"
+        "ENV HOME=/tmp XDG_CACHE_HOME=/tmp/.cache\n"
         "USER 1000:1000\n"
         "EXPOSE 9000\n"
         'ENTRYPOINT ["python", "-m", "flyte_infra.worker"]\n'

@@ -36,6 +36,9 @@ def containers() -> Iterator[list[str]]:
 def run_container(containers: list[str], image: str, environment: str, port: int, **variables: str) -> str:
     name = f"flyte-infra-test-{environment}-{uuid.uuid4().hex[:8]}"
     options = [f"--env={key}={value}" for key, value in variables.items()]
+    # as the Deployment runs it: uid 1000, read-only root, a writable /tmp only, no capabilities
+    security = ["--user", "1000:1000", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
+    security += ["--security-opt", "no-new-privileges"]
     docker(
         "run",
         "-d",
@@ -43,6 +46,7 @@ def run_container(containers: list[str], image: str, environment: str, port: int
         "host",
         "--name",
         name,
+        *security,
         *options,
         image,
         "--env",
@@ -72,6 +76,11 @@ def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, contai
     assert "POST /tasks/load_data" in docker("logs", names["data-prep"]).stderr
     assert "POST /tasks/train" in docker("logs", names["train"]).stderr
     assert "POST /tasks/ml_pipeline" in docker("logs", names["pipeline"]).stderr
+    caches = (  # libraries cache under ~ and XDG_CACHE_HOME (Hugging Face, torch): both must be writable
+        "import os, pathlib; home = pathlib.Path.home(); cache = pathlib.Path(os.environ['XDG_CACHE_HOME'])\n"
+        "cache.joinpath('hub').mkdir(parents=True); home.joinpath('.probe').write_text('ok'); print(home)"
+    )
+    assert docker("exec", names["train"], "python", "-c", caches).stdout.strip() == "/tmp"
 
     started = time.monotonic()  # the worker is PID 1: it must handle SIGTERM, not wait for SIGKILL
     docker("stop", "--time", "20", names["train"])
