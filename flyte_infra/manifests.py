@@ -174,7 +174,8 @@ def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings)
     """Ingress only from environments that depend on this one (directly or not).
 
     Nothing depends on an entrypoint environment, so it admits pods labelled `flyte-infra/role:
-    client` instead: whatever starts runs (a CLI pod, an ingress controller) carries that label.
+    client` instead, in any namespace: whatever starts runs (a CLI pod, an ingress controller in
+    its own namespace) carries that label.
     """
     dependents = sorted(graph.dependent_closure(name))
     source = (
@@ -184,7 +185,7 @@ def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings)
             }
         }
         if dependents
-        else {"podSelector": {"matchLabels": {CLIENT_LABEL: "client"}}}
+        else {"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "client"}}}
     )
     return {
         "apiVersion": "networking.k8s.io/v1",

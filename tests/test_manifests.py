@@ -150,7 +150,7 @@ def admitted(policy):
     (rule,) = policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     (source,) = rule["from"]
-    return source["podSelector"]
+    return source
 
 
 def test_network_policy_admits_exactly_the_dependents_closure():
@@ -166,14 +166,14 @@ def test_network_policy_admits_exactly_the_dependents_closure():
         assert objects[3]["spec"]["policyTypes"] == ["Ingress"]
         return admitted(objects[3])
 
-    def admitting(*names):
-        return {
-            "matchExpressions": [{"key": "flyte-infra/environment", "operator": "In", "values": list(names)}]
-        }
+    def admitting(*names):  # pods of these environments, in the policy's own namespace
+        expression = {"key": "flyte-infra/environment", "operator": "In", "values": list(names)}
+        return {"podSelector": {"matchExpressions": [expression]}}
 
     assert policy(base) == admitting("middle", "side", "top")  # `top` calls into `base` through `middle`
     assert policy(middle) == admitting("top")
-    assert policy(top) == policy(side) == {"matchLabels": {"flyte-infra/role": "client"}}  # entrypoints
+    clients = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"flyte-infra/role": "client"}}}
+    assert policy(top) == policy(side) == clients  # entrypoints: client pods of any namespace
 
 
 def test_workers_learn_who_they_are_and_where_services_are():
