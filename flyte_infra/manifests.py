@@ -121,7 +121,9 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
 
 def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref: str) -> Manifest:
     name = environment.name
-    requests, limits = environment.resources.requests_and_limits()
+    gpu = environment.resources.gpu
+    labels = settings.accelerator_labels
+    requests, limits = environment.resources.requests_and_limits(labels.resource_name(gpu) if gpu else None)
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container: dict[str, Any] = {
         "name": "worker",
@@ -154,9 +156,8 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    gpu = environment.resources.gpu
     if gpu is not None:
-        pod["nodeSelector"] = settings.accelerator_labels.node_selector(gpu, name)
+        pod["nodeSelector"] = labels.node_selector(gpu, name)
         pod["tolerations"] = [dict(GPU_TOLERATION)]
     return {
         "apiVersion": "apps/v1",

@@ -86,7 +86,7 @@ GPU_TYPES: dict[str, _Device] = {
         _A100_40_MIG,
     ),
     "A100-80GB": _Device(
-        {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb", "eks": "nvidia-tesla-a100"},
+        {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb"},  # eks: no value tells 80GB apart
         _A100_80_MIG,
     ),
     "H100": _Device(
@@ -200,8 +200,12 @@ class Resources(SpecModel):
             parts.append(f"gpu={self.gpu}")
         return ", ".join(parts)
 
-    def requests_and_limits(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Kubernetes `requests` and `limits` maps (GPU requests equal limits, as Kubernetes requires)."""
+    def requests_and_limits(self, gpu_resource: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """Kubernetes `requests` and `limits` maps (GPU requests equal limits, as Kubernetes requires).
+
+        The GPU is requested as `gpu_resource` when given (a cluster's device plugin may advertise
+        MIG slices under another name), else as `GPU.resource_name`.
+        """
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
         for key, value in (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.disk)):
@@ -210,5 +214,6 @@ class Resources(SpecModel):
             request, limit = value if isinstance(value, tuple) else (value, value)
             requests[key], limits[key] = request, limit
         if self.gpu is not None:
-            requests[self.gpu.resource_name] = limits[self.gpu.resource_name] = str(self.gpu.count)
+            resource = gpu_resource or self.gpu.resource_name
+            requests[resource] = limits[resource] = str(self.gpu.count)
         return requests, limits

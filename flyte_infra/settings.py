@@ -23,6 +23,9 @@ PRESET_KEYS = {
 }
 """Node labels naming the GPU model: NVIDIA GPU feature discovery, GKE and EKS."""
 
+GKE_PARTITION_LABEL = "cloud.google.com/gke-gpu-partition-size"
+"""The node label GKE sets to the MIG partition size of a node pool's GPUs."""
+
 _CONFIG_PREFIX = "flyte-infra:"
 _SECRET_KEYS = ("registryUsername", "registryPassword")
 """Read by the Pulumi adapter as secrets; never part of the settings."""
@@ -111,7 +114,15 @@ class AcceleratorLabels(SpecModel):
                 f"{gpu.device} has no '{self.label_key}' label value {under}; "
                 f"set flyte-infra:acceleratorLabels.values.{gpu.device}",
             )
-        return {self.label_key: value}
+        selector = {self.label_key: value}
+        if gpu.partition and self.preset == "gke":  # GKE partitions a node's GPUs: select the size
+            selector[GKE_PARTITION_LABEL] = gpu.partition
+        return selector
+
+    def resource_name(self, gpu: GPU) -> str:
+        """The extended resource to request `gpu` as: GKE advertises each MIG partition of a node as
+        a plain `nvidia.com/gpu`; NVIDIA's device plugin (mixed strategy) as `nvidia.com/mig-<profile>`."""
+        return "nvidia.com/gpu" if self.preset == "gke" else gpu.resource_name
 
 
 NonNegative = Annotated[int, Field(ge=0)]

@@ -69,14 +69,20 @@ def test_gpu_environments_get_count_selector_and_toleration(preset, key, value):
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
-def test_mig_slices_request_their_own_resource():
+def test_mig_slices_request_the_resource_the_clusters_device_plugin_advertises():
     env = TaskEnvironment("slice", resources=Resources(gpu="A100-1g.5gb:3", disk="10Gi"))
     resources = manifests_for(env)[1]["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert (
+    assert (  # NVIDIA's device plugin, mixed strategy: one resource per MIG profile
         resources["requests"]
         == resources["limits"]
         == {"ephemeral-storage": "10Gi", "nvidia.com/mig-1g.5gb": "3"}
     )
+    on_gke = manifests_for(env, stack(acceleratorLabels="gke"))[1]["spec"]["template"]["spec"]
+    assert on_gke["containers"][0]["resources"]["limits"] == {
+        "ephemeral-storage": "10Gi",
+        "nvidia.com/gpu": "3",
+    }
+    assert on_gke["nodeSelector"]["cloud.google.com/gke-gpu-partition-size"] == "1g.5gb"
 
 
 def test_cpu_environments_get_no_gpu_scheduling():

@@ -92,7 +92,15 @@ def test_module_is_required():
         ("nvidia-gfd", "A100:2", {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}),
         ("gke", "H100", {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}),
         ("eks", "A10G", {"k8s.amazonaws.com/accelerator": "nvidia-a10g"}),
-        ("gke", "A100-1g.5gb", {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"}),  # a MIG slice
+        (  # a MIG slice: GKE labels node pools with their partition size
+            "gke",
+            "A100-1g.5gb",
+            {
+                "cloud.google.com/gke-accelerator": "nvidia-tesla-a100",
+                "cloud.google.com/gke-gpu-partition-size": "1g.5gb",
+            },
+        ),
+        ("nvidia-gfd", "A100-1g.5gb", {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}),
         ({"preset": "gke", "key": "pool/gpu"}, "T4", {"pool/gpu": "nvidia-tesla-t4"}),
         (
             {"preset": "gke", "values": {"l40s": "l40s-pool"}},
@@ -120,6 +128,11 @@ def test_node_selector_per_preset_and_override(labels, gpu, selector):
             "eks",
             "P100",
             r"P100 has no 'k8s.amazonaws.com/accelerator' label value under preset 'eks'; set flyte",
+        ),
+        (  # EKS has no label value that tells the 80GB A100 from the 40GB one: the user says which
+            "eks",
+            "A100-80GB",
+            r"A100-80GB has no 'k8s.amazonaws.com/accelerator' label .*acceleratorLabels.values.A100-80GB",
         ),
         ({"preset": None, "key": "gpu"}, "T4", r"T4 has no 'gpu' label value in acceleratorLabels.values"),
     ],
