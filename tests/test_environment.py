@@ -2,6 +2,7 @@ import asyncio
 import functools
 import threading
 
+import pydantic
 import pytest
 
 import flyte_infra as flyte
@@ -162,6 +163,18 @@ def test_hints_that_cannot_travel_as_json_are_one_line_errors():
     def weird(x: int) -> "threading.Lock":  # type: ignore[valid-type]
         return threading.Lock()
 
+    class Login(pydantic.BaseModel):
+        user: str
+        password: pydantic.SecretStr
+
+    @env.task
+    def log_in(login: Login) -> bool:
+        return bool(login.password)
+
+    with pytest.raises(
+        TaskArgumentError, match=r"^task 'hints.log_in': parameter 'login': .* holds a secret"
+    ):
+        encode_arguments(log_in, (Login(user="u", password="p"),), {})  # JSON would send '**********'
     with pytest.raises(
         TaskArgumentError, match=r"^task 'hints.later': its type hints cannot be resolved: NameError"
     ):

@@ -48,14 +48,30 @@ def _adapters(task: Task[Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAdapter
 
 
 def _adapter(task: Task[Any], name: str, hint: Any) -> TypeAdapter[Any]:
+    where = "result" if name == "return" else f"parameter '{name}'"
     try:
-        return TypeAdapter(hint)
+        adapter = TypeAdapter(hint)
     except Exception as error:  # pydantic cannot validate this type from JSON
-        where = "result" if name == "return" else f"parameter '{name}'"
         raise TaskArgumentError(
             f"task '{task.qualified_name}': {where}: type hint {hint!r} cannot be sent as JSON: "
             f"{_first_line(error)}"
         ) from None
+    if _holds_secrets(adapter):
+        raise TaskArgumentError(
+            f"task '{task.qualified_name}': {where}: type hint {hint!r} holds a secret (SecretStr, "
+            "SecretBytes), which JSON would carry masked; give the environment the secret instead: "
+            "TaskEnvironment(secrets=[...])"
+        )
+    return adapter
+
+
+def _holds_secrets(adapter: TypeAdapter[Any]) -> bool:
+    """Whether the type has write-only parts, as pydantic marks its secret types."""
+    try:
+        schema = adapter.json_schema()
+    except Exception:  # a type without a JSON schema (validated in Python only) holds no secret type
+        return False
+    return '"writeOnly": true' in json.dumps(schema)
 
 
 def _first_line(error: Exception) -> str:
