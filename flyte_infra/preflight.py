@@ -12,6 +12,7 @@ from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
 from .graph import EnvironmentGraph, discover, graph_of, reachable
 from .packages import missing_coverage, requirements_by_name
+from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
 
 __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
@@ -82,7 +83,25 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
     )
     findings.extend(_package_findings(environments, edges))
     findings.extend(_call_findings(environments, edges))
+    findings.extend(_hint_findings(environments))
     return PreflightReport(graph, findings)
+
+
+def _hint_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
+    """Tasks whose arguments or result could not travel between workers as JSON."""
+    for environment in environments:
+        for task in environment.tasks.values():
+            try:
+                check_hints(task)
+            except TaskArgumentError as error:
+                problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
+                yield Finding(
+                    "error",
+                    environment.name,
+                    f"task '{task.name}'",
+                    problem,
+                    "use hints pydantic can validate from JSON (int, str, list[float], dataclasses, ...)",
+                )
 
 
 def _package_findings(environments: list[TaskEnvironment], edges: Edges) -> Iterator[Finding]:

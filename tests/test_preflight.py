@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 
 from flyte_infra import PreflightError, TaskEnvironment
@@ -95,3 +97,15 @@ def test_called_tasks_sees_globals_module_attributes_closures_and_nested_functio
         "task 'uses_closure'",
         "task 'uses_nested'",
     }
+
+
+def test_a_task_whose_hints_cannot_travel_as_json_is_a_finding():
+    env = TaskEnvironment("locks")
+
+    @env.task
+    def lock(x: int) -> threading.Lock:  # type: ignore[valid-type]
+        return threading.Lock()
+
+    (finding,) = preflight([env]).errors
+    assert (finding.environment, finding.subject) == ("locks", "task 'lock'")
+    assert finding.message.startswith("result: type hint") and "cannot be sent as JSON" in finding.message

@@ -18,6 +18,7 @@ from ..task import Task
 
 __all__ = [
     "TaskArgumentError",
+    "check_hints",
     "decode_argument",
     "decode_arguments",
     "decode_result",
@@ -82,6 +83,11 @@ def _problem(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{first['msg']}{f' at {where}' if where else ''} (got {first.get('input')!r})"
+
+
+def check_hints(task: Task[Any]) -> None:
+    """TaskArgumentError if a parameter's or the result's type hint cannot travel as JSON."""
+    _adapters(task)
 
 
 def encode_arguments(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
