@@ -9,6 +9,7 @@ from .errors import (
     InvalidSpecError,
     LoadError,
     PreflightError,
+    RemoteTaskError,
 )
 from .resources import GPU, Resources
 from .run import run
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidSpecError",
     "LoadError",
     "PreflightError",
+    "RemoteTaskError",
     "Resources",
     "Secret",
     "Task",

@@ -53,3 +53,8 @@ class PreflightError(FlyteInfraError):
 
 class RemoteTaskError(FlyteInfraError):
     """A task call to another environment's worker failed."""
+
+    @classmethod
+    def failed(cls, task: str, environment: str, error: str, message: str) -> RemoteTaskError:
+        """The task itself raised `error` (its type name) with `message` in `environment`."""
+        return cls(f"task '{task}' failed in environment '{environment}': {error}: {message}")

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .errors import InvalidSpecError
+from .errors import InvalidSpecError, RemoteTaskError
 
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
@@ -33,26 +35,27 @@ class TaskRouter(Protocol):
 class InProcessRouter:
     """Runs every task in this process: the local mode of `flyte-infra run`.
 
-    A call from one environment's task to another's is made as a worker would make it: arguments
-    and result go through JSON and the callee's type hints, and a sync callee runs in a thread of
-    its own when the caller is on an event loop (deployed, it runs in its own worker).
+    A call from a task of the same environment is a plain call, as in a worker. Any other call
+    made while a task runs (from another environment's task, or from a thread a task started) is
+    made as a worker receives it: arguments and result go through JSON and the callee's type hints,
+    the callee's own failure reaches the caller as a RemoteTaskError, and a sync callee runs in a
+    thread of its own when the caller is on an event loop. A call from code outside any task (a
+    script, a test) stays a plain call.
     """
 
     def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         caller = _current_environment.get()
-        if caller is None or caller is task.environment:
+        if caller is task.environment or (caller is None and not _tasks_running()):
             return _run_in(task, args, kwargs)
-        from .runtime.codec import decode_arguments, decode_result, encode_arguments, encode_result
+        from .runtime.codec import decode_arguments, encode_arguments
 
         sent = decode_arguments(task, encode_arguments(task, args, kwargs))
         if task.is_async:
-            return _round_trip(task, _run_in(task, (), sent))
+            return _received_async(task, _run_in(task, (), sent))
         if event_loop_running():
             with concurrent.futures.ThreadPoolExecutor(1) as thread:
-                result = thread.submit(contextvars.copy_context().run, _run_in, task, (), sent).result()
-        else:
-            result = _run_in(task, (), sent)
-        return decode_result(task, encode_result(task, result))
+                return thread.submit(contextvars.copy_context().run, _received, task, sent).result()
+        return _received(task, sent)
 
 
 _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextvars.ContextVar(
@@ -60,30 +63,77 @@ _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextva
 )
 """The environment whose task is running in this context (in-process runs)."""
 
+_running = 0
+"""In-process task calls under way, in any thread."""
+_running_lock = threading.Lock()
+
+
+def _tasks_running() -> bool:
+    return _running > 0
+
+
+@contextlib.contextmanager
+def _as(environment: TaskEnvironment) -> Iterator[None]:
+    """Run the body as code of `environment`'s task."""
+    global _running
+    token = _current_environment.set(environment)
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
+        _current_environment.reset(token)
+
 
 def _run_in(task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call `task`'s function as code of its environment: for an async task, the coroutine does."""
     if task.is_async:
-        return _as_environment(task.environment, task.func(*args, **kwargs))
-    token = _current_environment.set(task.environment)
-    try:
+        return _awaited_as(task.environment, task.func(*args, **kwargs))
+    with _as(task.environment):
         return task.func(*args, **kwargs)
-    finally:
-        _current_environment.reset(token)
 
 
-async def _as_environment(environment: TaskEnvironment, coroutine: Awaitable[Any]) -> Any:
-    token = _current_environment.set(environment)
-    try:
+async def _awaited_as(environment: TaskEnvironment, coroutine: Awaitable[Any]) -> Any:
+    with _as(environment):
         return await coroutine
-    finally:
-        _current_environment.reset(token)
 
 
-async def _round_trip(task: Task[Any], outcome: Awaitable[Any]) -> Any:
-    from .runtime.codec import decode_result, encode_result
+@contextlib.contextmanager
+def _failure_reported(task: Task[Any]) -> Iterator[None]:
+    """The task's own exception, as its worker reports it to a caller."""
+    try:
+        yield
+    except Exception as error:
+        name, environment = task.qualified_name, task.environment.name
+        raise RemoteTaskError.failed(name, environment, type(error).__name__, str(error)) from error
 
-    return decode_result(task, encode_result(task, await outcome))
+
+def _received(task: Task[Any], arguments: dict[str, Any]) -> Any:
+    """A sync task run for a caller outside its environment, as its worker would answer."""
+    with _failure_reported(task):
+        result = _run_in(task, (), arguments)
+    return _answered(task, result)
+
+
+async def _received_async(task: Task[Any], outcome: Awaitable[Any]) -> Any:
+    with _failure_reported(task):
+        result = await outcome
+    return _answered(task, result)
+
+
+def _answered(task: Task[Any], result: Any) -> Any:
+    """`result` as the caller receives it: encoded by the callee, decoded against the hint."""
+    from .runtime.codec import TaskArgumentError, decode_result, encode_result
+
+    try:
+        encoded = encode_result(task, result)
+    except TaskArgumentError as error:  # the worker answers 500 BadResult
+        raise RemoteTaskError.failed(
+            task.qualified_name, task.environment.name, "BadResult", str(error)
+        ) from None
+    return decode_result(task, encoded)
 
 
 def event_loop_running() -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import flyte_infra as flyte
-from flyte_infra import FlyteInfraError
+from flyte_infra import FlyteInfraError, RemoteTaskError
 from flyte_infra.cli import main
 from flyte_infra.loader import load_program
 from flyte_infra.run import run_task
@@ -106,6 +106,9 @@ def test_a_sync_task_that_runs_async_code_works_in_process_as_it_does_deployed()
 def test_calls_across_environments_in_process_go_through_json_and_hints_as_deployed():
     with pytest.raises(TaskArgumentError, match=r"task 'leaf\.square': parameter 'x'.*\(got 'four'\)"):
         flyte.run(relay_module.misuse)
-    with pytest.raises(TaskArgumentError, match=r"task 'leaf\.raw': result: cannot be sent as JSON"):
+    with pytest.raises(RemoteTaskError, match=r"'leaf.raw' failed in environment 'leaf': BadResult: .*JSON"):
         flyte.run(relay_module.ask_raw)
-    assert flyte.run(relay_module.raw) == b"\xff"  # called directly, a task is a plain function call
+    assert flyte.run(relay_module.square_from_thread, "7") == 49  # a thread's call goes through JSON too
+    failure = "task 'leaf.fail' failed in environment 'leaf': ValueError: bad input"
+    assert flyte.run(relay_module.catch_failure) == failure  # a RemoteTaskError, as from a worker
+    assert flyte.run(relay_module.raw) == b"\xff"  # called from outside any task: a plain call

@@ -44,9 +44,11 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports):
                 "ask_crash",
                 "ask_raw",
                 "boom",
+                "catch_failure",
                 "meet_twice",
                 "misuse",
                 "pids_from_threads",
+                "square_from_thread",
                 "sum_squares",
             ],
         }
@@ -63,6 +65,9 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports):
         assert (status, body["error"]) == (500, "RemoteTaskError")
         assert "task 'leaf.raw' failed in environment 'leaf': BadResult" in body["message"]
         assert "result: cannot be sent as JSON: UnicodeDecodeError" in body["message"]
+        assert post(ports["relay"], "square_from_thread", {"text": "7"})[:2] == (200, {"result": 49})
+        failure = "task 'leaf.fail' failed in environment 'leaf': ValueError: bad input"
+        assert post(ports["relay"], "catch_failure", {})[:2] == (200, {"result": failure})  # as in-process
     finally:
         stop(leaf, relay)
 
@@ -255,3 +260,30 @@ def test_a_call_that_is_never_answered_retries_until_the_deadline_itself(monkeyp
     with pytest.raises(RemoteTaskError, match=r"was not up within 1\.5 s"):
         call_remote(relay_module.square, (2,), {})
     assert 1.5 <= time.monotonic() - started < 3
+
+
+def test_annotated_constraints_count_and_only_real_secrets_are_refused():
+    from typing import Annotated
+
+    import pydantic
+
+    from flyte_infra import TaskEnvironment
+    from flyte_infra.runtime.codec import check_hints
+
+    env = TaskEnvironment("hints")
+
+    @env.task
+    def step(lr: Annotated[float, pydantic.Field(gt=0)]) -> float:
+        return lr
+
+    class Options(pydantic.BaseModel):
+        flags: dict[str, bool] = {"writeOnly": True}  # data that looks like the keyword, not a secret
+
+    @env.task
+    def configure(options: Options) -> int:
+        return len(options.flags)
+
+    assert encode_arguments(step, (0.1,), {}) == {"lr": 0.1}
+    with pytest.raises(TaskArgumentError, match=r"parameter 'lr': Input should be greater than 0"):
+        encode_arguments(step, (-1.0,), {})
+    check_hints(configure)

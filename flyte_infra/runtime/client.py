@@ -129,8 +129,7 @@ def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any
             f"task '{task.qualified_name}': {url} answered HTTP {status} without JSON"
         ) from None
     if status != 200:
-        raise RemoteTaskError(
-            f"task '{task.qualified_name}' failed in environment '{environment}': "
-            f"{answer.get('error', status)}: {answer.get('message', '')}"
+        raise RemoteTaskError.failed(
+            task.qualified_name, environment, str(answer.get("error", status)), str(answer.get("message", ""))
         )
     return decode_result(task, answer["result"])

@@ -37,7 +37,7 @@ def _adapters(task: Task[Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAdapter
     """One adapter per parameter and one for the result; a hint that cannot be resolved or turned
     into JSON validation is a TaskArgumentError naming the task and the parameter."""
     try:
-        hints = typing.get_type_hints(task.func)
+        hints = typing.get_type_hints(task.func, include_extras=True)  # keep Annotated validators
     except Exception as error:  # NameError for a name imported only under TYPE_CHECKING, and the like
         raise TaskArgumentError(
             f"task '{task.qualified_name}': its type hints cannot be resolved: {_first_line(error)}"
@@ -52,6 +52,8 @@ def _adapter(task: Task[Any], name: str, hint: Any) -> TypeAdapter[Any]:
     where = "result" if name == "return" else f"parameter '{name}'"
     try:
         adapter = TypeAdapter(hint)
+        if not adapter.pydantic_complete and not adapter.rebuild():  # e.g. an unresolved recursive alias
+            raise TypeError("the type is not fully defined")
     except Exception as error:  # pydantic cannot validate this type from JSON
         raise TaskArgumentError(
             f"task '{task.qualified_name}': {where}: type hint {hint!r} cannot be sent as JSON: "
@@ -72,7 +74,32 @@ def _holds_secrets(adapter: TypeAdapter[Any]) -> bool:
         schema = adapter.json_schema()
     except Exception:  # a type without a JSON schema (validated in Python only) holds no secret type
         return False
-    return '"writeOnly": true' in json.dumps(schema)
+    return _write_only(schema)
+
+
+_VALUES = frozenset({"default", "examples", "const", "enum"})
+"""JSON-schema keywords whose contents are data, not schema."""
+
+
+_BY_NAME = frozenset({"properties", "$defs", "patternProperties"})
+"""JSON-schema keywords that map names (of any spelling, "default" included) to schemas."""
+
+
+def _write_only(schema: Any) -> bool:
+    """Whether a JSON schema marks any part `writeOnly`, looking only where schemas are."""
+    if isinstance(schema, list):
+        return any(map(_write_only, schema))
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("writeOnly") is True:
+        return True
+    for key, value in schema.items():
+        if key in _BY_NAME and isinstance(value, dict):
+            if any(map(_write_only, value.values())):
+                return True
+        elif key not in _VALUES and _write_only(value):
+            return True
+    return False
 
 
 def _first_line(error: Exception) -> str:
