@@ -19,6 +19,8 @@ __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
 
 Edges = Mapping[str, tuple[str, ...]]
 """Environment name -> the names in its depends_on."""
+Calls = Mapping["Task[Any]", list["Task[Any]"]]
+"""Each task -> the tasks its body calls."""
 
 
 @dataclass(frozen=True)
@@ -81,25 +83,35 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         if graph
         else {env.name: tuple([dep.name for dep in env.depends_on]) for env in environments}
     )
+    calls = {task: called_tasks(task) for env in environments for task in env.tasks.values()}
     findings.extend(_package_findings(environments, edges))
-    findings.extend(_call_findings(environments, edges))
-    findings.extend(_hint_findings(environments))
+    findings.extend(_call_findings(calls, edges))
+    findings.extend(_hint_findings(environments, calls))
     return PreflightReport(graph, findings)
 
 
-def _hint_findings(environments: list[TaskEnvironment]) -> Iterator[Finding]:
-    """Tasks whose arguments or result could not travel between workers as JSON."""
+def _hint_findings(environments: list[TaskEnvironment], calls: Calls) -> Iterator[Finding]:
+    """Tasks whose arguments or result could not travel between workers as JSON: an error for a
+    task that another environment calls, a warning for one that only its own environment calls."""
+    remote = {
+        callee
+        for caller, callees in calls.items()
+        for callee in callees
+        if callee.environment is not caller.environment
+    }
     for environment in environments:
         for task in environment.tasks.values():
             try:
                 check_hints(task)
             except TaskArgumentError as error:
                 problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
+                called_from_outside = task in remote
                 yield Finding(
-                    "error",
+                    "error" if called_from_outside else "warning",
                     environment.name,
                     f"task '{task.name}'",
-                    problem,
+                    problem
+                    + ("" if called_from_outside else "; only its own environment's tasks can call it"),
                     "use hints pydantic can validate from JSON (int, str, list[float], dataclasses, ...)",
                 )
 
@@ -125,27 +137,27 @@ def _package_findings(environments: list[TaskEnvironment], edges: Edges) -> Iter
                 )
 
 
-def _call_findings(environments: list[TaskEnvironment], edges: Edges) -> Iterator[Finding]:
-    for environment in environments:
-        allowed: set[str] | None = None  # computed only for tasks that call another environment
-        for task in environment.tasks.values():
-            for callee in called_tasks(task):
-                target = callee.environment
-                if target is environment:
-                    continue
-                if allowed is None:
-                    allowed = reachable(environment.name, edges)
-                if target.name in allowed:
-                    continue
-                yield Finding(
-                    "error",
-                    environment.name,
-                    f"task '{task.name}'",
-                    f"calls '{callee.qualified_name}', but '{environment.name}' does not depend on "
-                    f"'{target.name}', so that environment may not be deployed, or not first",
-                    f"add depends_on=[{target.name}] to '{environment.name}' "
-                    f"(or {environment.name}.add_dependency({target.name}))",
-                )
+def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
+    allowed_from: dict[str, set[str]] = {}  # computed only for environments that call another one
+    for task, callees in calls.items():
+        environment = task.environment
+        for callee in callees:
+            target = callee.environment
+            if target is environment:
+                continue
+            if environment.name not in allowed_from:
+                allowed_from[environment.name] = reachable(environment.name, edges)
+            if target.name in allowed_from[environment.name]:
+                continue
+            yield Finding(
+                "error",
+                environment.name,
+                f"task '{task.name}'",
+                f"calls '{callee.qualified_name}', but '{environment.name}' does not depend on "
+                f"'{target.name}', so that environment may not be deployed, or not first",
+                f"add depends_on=[{target.name}] to '{environment.name}' "
+                f"(or {environment.name}.add_dependency({target.name}))",
+            )
 
 
 def called_tasks(task: Task[Any]) -> list[Task[Any]]:

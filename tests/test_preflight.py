@@ -99,13 +99,27 @@ def test_called_tasks_sees_globals_module_attributes_closures_and_nested_functio
     }
 
 
-def test_a_task_whose_hints_cannot_travel_as_json_is_a_finding():
-    env = TaskEnvironment("locks")
+def test_a_task_whose_hints_cannot_travel_as_json_is_an_error_once_another_environment_calls_it():
+    locks = TaskEnvironment("locks")
 
-    @env.task
+    @locks.task
     def lock(x: int) -> threading.Lock:  # type: ignore[valid-type]
         return threading.Lock()
 
-    (finding,) = preflight([env]).errors
-    assert (finding.environment, finding.subject) == ("locks", "task 'lock'")
+    @locks.task
+    def use_lock(x: int) -> bool:
+        return lock(x) is not None  # same environment: a plain call, nothing travels
+
+    (finding,) = preflight([locks]).findings
+    assert (finding.severity, finding.environment, finding.subject) == ("warning", "locks", "task 'lock'")
     assert finding.message.startswith("result: type hint") and "cannot be sent as JSON" in finding.message
+    assert finding.message.endswith("only its own environment's tasks can call it")
+
+    caller = TaskEnvironment("caller", depends_on=[locks])
+
+    @caller.task
+    def borrow(x: int) -> bool:
+        return lock(x) is not None
+
+    (finding,) = preflight([caller]).findings
+    assert (finding.severity, finding.subject) == ("error", "task 'lock'")
