@@ -39,7 +39,7 @@ def main(size: int) -> None:
     environments = generate(size, faulty_every=None)  # a graph that passes preflight
     source = Path(tempfile.mkdtemp()) / "generated.py"
     source.write_text("# generated environments\n")
-    program = Program("generated", source.parent, (source,), tuple(environments))
+    program = Program("generated", (("generated.py", source),), tuple(environments))
     settings = StackSettings.from_config({"module": str(source)}, stack="bench")
     pulumi.runtime.set_mocks(Mocks(), project="flyte-infra", stack="bench", preview=True)
     timing: dict[str, float] = {}

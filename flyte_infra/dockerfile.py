@@ -90,10 +90,7 @@ def _runtime_files() -> tuple[tuple[str, bytes], ...]:
 
 
 def _code_files(program: Program) -> dict[str, bytes]:
-    return {
-        f"code/{path.relative_to(program.source_root).as_posix()}": path.read_bytes()
-        for path in program.source_files
-    }
+    return {f"code/{relative}": path.read_bytes() for relative, path in program.code}
 
 
 def image_spec(environment: TaskEnvironment, program: Program, settings: StackSettings) -> ImageSpec:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.util
+import importlib.machinery
 import sys
+import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -22,9 +24,9 @@ class Program:
     """A loaded user module: its import name, the source files an image must carry, its environments."""
 
     module_name: str
-    source_root: Path
-    """The directory that goes on PYTHONPATH; `source_files` are below it."""
-    source_files: tuple[Path, ...]
+    code: tuple[tuple[str, Path], ...]
+    """The files an image must carry: each one's path below the image's import root (`helpers.py`,
+    `utils/__init__.py`) and the file itself, sorted."""
     environments: tuple[TaskEnvironment, ...]
     """Every environment the module defines or reaches through depends_on (names unique)."""
 
@@ -42,8 +44,7 @@ def load_program(reference: str) -> Program:
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
         raise LoadError(f"module '{reference}' defines no TaskEnvironment")
-    source_root, source_files = _sources(module)
-    return Program(module.__name__, source_root, source_files, tuple(discover(defined)))
+    return Program(module.__name__, _code(module), tuple(discover(defined)))
 
 
 def _import(reference: str) -> ModuleType:
@@ -84,32 +85,42 @@ def _one_line(error: BaseException) -> str:
     return f"{kind}{message}{location}"
 
 
-def _sources(module: ModuleType) -> tuple[Path, tuple[Path, ...]]:
-    """The directory to put on PYTHONPATH and the files below it that the program needs: the
-    module (or its whole top-level package) and, followed through their `import` statements, the
-    modules and packages beside it that they import (`import helpers`, `from utils import x`)."""
-    top = sys.modules[module.__name__.split(".")[0]]
-    top_file = Path(top.__file__ or "").resolve()
-    if top_file.name == "__init__.py":
-        root, files = top_file.parent.parent, _package_files(top_file.parent)
-    else:
-        root, files = top_file.parent, {top_file}
-    pending = list(files)
+def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
+    """The module (or its whole top-level package) and, followed through `import` statements, every
+    module and package it imports that is neither installed, nor the standard library, nor
+    flyte_infra: `import helpers`, `from utils import x`, a namespace package, a `src/` layout
+    package. Each is placed by its import name, so the image imports it as the program did.
+    Lookups go through sys.path alone, not sys.modules, so the set does not depend on what the
+    process imported before."""
+    top_name = module.__name__.split(".")[0]
+    top = sys.modules[top_name]
+    code = dict(_files_of(top_name, getattr(top, "__path__", None), top.__file__))
+    pending = list(code.values())
     while pending:
-        for found in _local_imports(pending.pop(), root):
-            new = found - files
-            files |= new
-            pending.extend(new)
-    return root, tuple(sorted(files))
+        for name in _imported_names(pending.pop()):
+            for relative, path in _users_files(name):
+                if relative not in code:
+                    code[relative] = path
+                    pending.append(path)
+    return tuple(sorted(code.items()))
 
 
-def _package_files(directory: Path) -> set[Path]:
-    return {path for path in directory.rglob("*.py") if "__pycache__" not in path.parts}
+def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None) -> list[tuple[str, Path]]:
+    """The `.py` files of module `name` by their path below the import root."""
+    if package_dirs is not None:  # a package, regular or namespace: every directory it spans
+        return [
+            (f"{name}/{path.relative_to(directory).as_posix()}", path)
+            for directory in map(Path, package_dirs)
+            for path in sorted(directory.resolve().rglob("*.py"))
+            if "__pycache__" not in path.parts
+        ]
+    if origin and origin.endswith(".py"):
+        return [(f"{name}.py", Path(origin).resolve())]
+    return []
 
 
-def _local_imports(source: Path, root: Path) -> list[frozenset[Path]]:
-    """For each top-level name `source` imports that resolves to a file or package under `root`
-    (not an installed package, not flyte_infra), the files it brings."""
+def _imported_names(source: Path) -> list[str]:
+    """The top-level names `source` imports absolutely (relative imports stay in its package)."""
     try:
         tree = ast.parse(source.read_bytes(), str(source))
     except (OSError, SyntaxError, ValueError):
@@ -120,26 +131,29 @@ def _local_imports(source: Path, root: Path) -> list[frozenset[Path]]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    found = []
-    for name in sorted(names - set(sys.stdlib_module_names)):
-        location = _local_location(name, root)
-        if location is not None:
-            found.append(frozenset(_package_files(location) if location.is_dir() else {location}))
-    return found
+    return sorted(names)
 
 
-def _local_location(name: str, root: Path) -> Path | None:
-    """The file, or the package directory, that `import name` loads, if it is the user's own code."""
+def _users_files(name: str) -> list[tuple[str, Path]]:
+    """The files of `import name` when it is the user's own code, else none."""
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
     except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.has_location:
-        return None
-    origin = Path(spec.origin).resolve()
-    location = origin.parent if spec.submodule_search_locations else origin
-    if not location.is_relative_to(root) or location.is_relative_to(_FLYTE_INFRA_DIR):
-        return None
-    if {"site-packages", "dist-packages"} & set(location.parts):
-        return None
-    return location
+        return []
+    if spec is None:  # builtin, frozen, or found only by an installed package's import hook
+        return []
+    locations = list(spec.submodule_search_locations or ([spec.origin] if spec.origin else []))
+    if not locations or not all(_is_users(Path(location).resolve()) for location in locations):
+        return []
+    return _files_of(name, spec.submodule_search_locations, spec.origin)
+
+
+_STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+_NOT_USERS = (*(Path(directory).resolve() for directory in _STDLIB), _FLYTE_INFRA_DIR)
+"""Code no image needs to carry: the standard library, and flyte_infra (the image has its own)."""
+
+
+def _is_users(path: Path) -> bool:
+    if {"site-packages", "dist-packages"} & set(path.parts):
+        return False
+    return not any(path.is_relative_to(directory) for directory in _NOT_USERS)

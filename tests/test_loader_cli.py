@@ -23,7 +23,7 @@ def test_load_program_collects_environments_and_sources():
     program = load_program(EXAMPLE)
     assert program.module_name == "ml_pipeline"
     assert [env.name for env in program.environments] == ["data-prep", "train", "pipeline"]
-    assert [path.name for path in program.source_files] == ["ml_pipeline.py"]
+    assert [relative for relative, _ in program.code] == ["ml_pipeline.py"]
     with pytest.raises(LoadError, match="has no environment 'nope' \\(it has: data-prep, train, pipeline\\)"):
         program.environment("nope")
 
@@ -109,3 +109,27 @@ def test_render_reports_a_bad_images_file_in_one_line(tmp_path, capsys, content,
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and re.search(message, error)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_code_an_image_carries_follows_imports_by_location_not_by_name(tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    (project / "nspkg").mkdir(parents=True)  # a namespace package: no __init__.py
+    (project / "nspkg" / "tools.py").write_text("K = 1\n")
+    (project / "colorsys.py").write_text("def zscore(x):\n    return x\n")  # shadows the stdlib's
+    (tmp_path / "src" / "mylib").mkdir(parents=True)  # a src/ layout package, on sys.path
+    (tmp_path / "src" / "mylib" / "__init__.py").write_text("import json\nVALUE = 2\n")
+    (project / "lazy_helper.py").write_text("X = 3\n")
+    (project / "ns_envs.py").write_text(
+        "import flyte_infra as flyte\nfrom nspkg import tools\nfrom colorsys import zscore\nimport mylib\n"
+        "env = flyte.TaskEnvironment('ns')\n\n\n@env.task\ndef f() -> int:\n"
+        "    import lazy_helper\n\n    return tools.K + zscore(1) + mylib.VALUE + lazy_helper.X\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)  # the stdlib's, if imported before
+    program = load_program(str(project / "ns_envs.py"))
+    expected = ["colorsys.py", "lazy_helper.py", "mylib/__init__.py", "ns_envs.py", "nspkg/tools.py"]
+    assert [relative for relative, _ in program.code] == expected
+    assert dict(program.code)["mylib/__init__.py"] == (tmp_path / "src" / "mylib" / "__init__.py").resolve()
+    import lazy_helper  # noqa: F401  # imported by the process now: the file set must not change
+
+    assert [relative for relative, _ in load_program(str(project / "ns_envs.py")).code] == expected

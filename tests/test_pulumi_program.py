@@ -184,7 +184,7 @@ def test_images_build_only_on_up_and_identical_specs_build_once(monitor: Recordi
 def test_a_preflight_failure_registers_nothing(monitor: RecordingMonitor, tmp_path: Path) -> None:
     child = TaskEnvironment("child", packages=["torch>=2.2"])
     parent = TaskEnvironment("parent", packages=["torch==2.0"], depends_on=[child])
-    program = Program("bad", tmp_path, (), (child, parent))
+    program = Program("bad", (), (child, parent))
     with pytest.raises(PreflightError, match="package 'torch'"):
         deploy(program, settings())
     assert registered(monitor) == []

@@ -94,7 +94,7 @@ def test_nothing_is_written_on_a_preflight_error(tmp_path):
     child = TaskEnvironment("child", packages=["torch"])
     parent = TaskEnvironment("parent", depends_on=[child])
     with pytest.raises(PreflightError, match="'parent' packages"):
-        render(Program("bad", tmp_path, (), (child, parent)), stack(), tmp_path / "out")
+        render(Program("bad", (), (child, parent)), stack(), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -102,7 +102,7 @@ def test_nothing_is_written_when_a_later_environment_fails(tmp_path):
     cpu = TaskEnvironment("a-cpu")
     gpu = TaskEnvironment("z-gpu", resources=Resources(gpu="L40S"))
     with pytest.raises(InvalidSpecError, match=r"TaskEnvironment 'z-gpu': resources\.gpu: L40S has no"):
-        render(Program("p", tmp_path, (), (cpu, gpu)), stack(acceleratorLabels="gke"), tmp_path / "out")
+        render(Program("p", (), (cpu, gpu)), stack(acceleratorLabels="gke"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
