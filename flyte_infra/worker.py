@@ -113,7 +113,12 @@ class _WorkerServer(ThreadingHTTPServer):
 
 
 def serve(environment: TaskEnvironment, host: str = "0.0.0.0", port: int = 8080) -> _WorkerServer:
-    """A server for `environment`'s tasks, bound and ready for `serve_forever()`."""
+    """A server for `environment`'s tasks, bound and ready for `serve_forever()`.
+
+    Requests run with the worker's router in their context. Threads that tasks start do not inherit
+    it: `main` also makes it the process's router (`use_process_router`), which an embedding process
+    that serves other environments' tasks must do itself.
+    """
     return _WorkerServer((host, port), environment)
 
 
