@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -29,6 +30,9 @@ def _run_in_process(task: Task[R], args: tuple[Any, ...], kwargs: dict[str, Any]
             f"cannot run async task '{task.qualified_name}' inside a running event loop; await it"
         )
     use_router(InProcessRouter())  # in the copied context only
+    if not task.is_async and event_loop_running():  # e.g. Jupyter: deployed, a task has no loop
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            return thread.submit(contextvars.copy_context().run, task, *args, **kwargs).result()
     outcome = task(*args, **kwargs)
     return asyncio.run(outcome) if task.is_async else outcome  # type: ignore[arg-type]
 

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -35,17 +34,19 @@ class TaskRouter(Protocol):
 class InProcessRouter:
     """Runs every task in this process: the local mode of `flyte-infra run`.
 
-    A call from a task of the same environment is a plain call, as in a worker. Any other call
-    made while a task runs (from another environment's task, or from a thread a task started) is
-    made as a worker receives it: arguments and result go through JSON and the callee's type hints,
-    the callee's own failure reaches the caller as a RemoteTaskError, and a sync callee runs in a
-    thread of its own when the caller is on an event loop. A call from code outside any task (a
-    script, a test) stays a plain call.
+    A call from a task of the same environment is a plain call, as in a worker, and so is a call
+    from code outside any task (a script, a test). A call from another environment's task is made
+    as a worker receives it: arguments and result go through JSON and the callee's type hints, the
+    callee's own failure reaches the caller as a RemoteTaskError, and a sync callee runs in a
+    thread of its own when the caller is on an event loop.
+
+    Threads and executors that a task starts do not inherit its context, so in-process their calls
+    are plain calls; deployed, the worker routes them like the task's own.
     """
 
     def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         caller = _current_environment.get()
-        if caller is task.environment or (caller is None and not _tasks_running()):
+        if caller is None or caller is task.environment:
             return _run_in(task, args, kwargs)
         from .runtime.codec import decode_arguments, encode_arguments
 
@@ -63,27 +64,14 @@ _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextva
 )
 """The environment whose task is running in this context (in-process runs)."""
 
-_running = 0
-"""In-process task calls under way, in any thread."""
-_running_lock = threading.Lock()
-
-
-def _tasks_running() -> bool:
-    return _running > 0
-
 
 @contextlib.contextmanager
 def _as(environment: TaskEnvironment) -> Iterator[None]:
     """Run the body as code of `environment`'s task."""
-    global _running
     token = _current_environment.set(environment)
-    with _running_lock:
-        _running += 1
     try:
         yield
     finally:
-        with _running_lock:
-            _running -= 1
         _current_environment.reset(token)
 
 
@@ -105,7 +93,7 @@ def _failure_reported(task: Task[Any]) -> Iterator[None]:
     """The task's own exception, as its worker reports it to a caller."""
     try:
         yield
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # deployed, an exiting worker drops the call: still an error
         name, environment = task.qualified_name, task.environment.name
         raise RemoteTaskError.failed(name, environment, type(error).__name__, str(error)) from error
 

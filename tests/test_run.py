@@ -108,7 +108,34 @@ def test_calls_across_environments_in_process_go_through_json_and_hints_as_deplo
         flyte.run(relay_module.misuse)
     with pytest.raises(RemoteTaskError, match=r"'leaf.raw' failed in environment 'leaf': BadResult: .*JSON"):
         flyte.run(relay_module.ask_raw)
-    assert flyte.run(relay_module.square_from_thread, "7") == 49  # a thread's call goes through JSON too
     failure = "task 'leaf.fail' failed in environment 'leaf': ValueError: bad input"
     assert flyte.run(relay_module.catch_failure) == failure  # a RemoteTaskError, as from a worker
     assert flyte.run(relay_module.raw) == b"\xff"  # called from outside any task: a plain call
+
+
+def test_a_sync_task_run_from_inside_an_event_loop_runs_off_the_loop_as_deployed():
+    from .fixtures import three
+
+    async def notebook_cell():  # Jupyter runs cells on an event loop
+        return flyte.run(three.double_sync, 2)
+
+    assert asyncio.run(notebook_cell()) == 4  # it calls asyncio.run itself, which a loop would refuse
+
+
+def test_a_callee_that_exits_fails_its_call_instead_of_ending_the_run():
+    quitter = flyte.TaskEnvironment("quitter")
+    caller = flyte.TaskEnvironment("caller", depends_on=[quitter])
+
+    @quitter.task
+    def leave() -> int:
+        raise SystemExit(2)
+
+    @caller.task
+    def call_leave() -> str:
+        try:
+            leave()
+        except RemoteTaskError as error:  # deployed, the exiting worker drops the call: also an error
+            return str(error)
+        return "returned"
+
+    assert flyte.run(call_leave) == "task 'quitter.leave' failed in environment 'quitter': SystemExit: 2"
