@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.machinery
+import importlib.metadata
+import json
+import os
 import sys
 import sysconfig
 from collections.abc import Iterable
@@ -44,7 +48,13 @@ def load_program(reference: str) -> Program:
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
         raise LoadError(f"module '{reference}' defines no TaskEnvironment")
-    return Program(module.__name__, _code(module), tuple(discover(defined)))
+    try:
+        code = _code(module)
+    except (OSError, ValueError) as error:
+        raise LoadError(
+            f"cannot collect the code of '{reference}' for its image: {_one_line(error)}"
+        ) from None
+    return Program(module.__name__, code, tuple(discover(defined)))
 
 
 def _import(reference: str) -> ModuleType:
@@ -87,17 +97,22 @@ def _one_line(error: BaseException) -> str:
 
 def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
     """The module (or its whole top-level package) and, followed through `import` statements, every
-    module and package it imports that is neither installed, nor the standard library, nor
-    flyte_infra: `import helpers`, `from utils import x`, a namespace package, a `src/` layout
-    package. Each is placed by its import name, so the image imports it as the program did.
-    Lookups go through sys.path alone, not sys.modules, so the set does not depend on what the
-    process imported before."""
+    module and package it imports that is the user's own: not from an installed distribution
+    (editable installs aside), not the standard library, not flyte_infra. That covers `import
+    helpers`, `from utils import x`, namespace packages and `src/` layouts. Each file is placed by
+    its import name, so the image imports it as the program did. Lookups go through sys.path alone,
+    not sys.modules, so the set does not depend on what the process imported before."""
     top_name = module.__name__.split(".")[0]
     top = sys.modules[top_name]
     code = dict(_files_of(top_name, getattr(top, "__path__", None), top.__file__))
+    installed = _installed_names()
+    resolved = {top_name}
     pending = list(code.values())
     while pending:
         for name in _imported_names(pending.pop()):
+            if name in resolved or name in installed:
+                continue
+            resolved.add(name)
             for relative, path in _users_files(name):
                 if relative not in code:
                     code[relative] = path
@@ -105,22 +120,72 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
     return tuple(sorted(code.items()))
 
 
+_MODULE_SUFFIXES = (*importlib.machinery.SOURCE_SUFFIXES, *importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None) -> list[tuple[str, Path]]:
-    """The `.py` files of module `name` by their path below the import root."""
-    if package_dirs is not None:  # a package, regular or namespace: every directory it spans
-        return [
-            (f"{name}/{path.relative_to(directory).as_posix()}", path)
-            for directory in map(Path, package_dirs)
-            for path in sorted(directory.resolve().rglob("*.py"))
-            if "__pycache__" not in path.parts
-        ]
-    if origin and origin.endswith(".py"):
-        return [(f"{name}.py", Path(origin).resolve())]
-    return []
+    """The source and extension-module files of module `name`, by their path below the import root.
+
+    A package's directories are walked following symlinks (each real directory once), skipping
+    hidden directories, `__pycache__` and virtual environments.
+    """
+    if package_dirs is None:
+        return [(Path(origin).name, Path(origin))] if origin and origin.endswith(_MODULE_SUFFIXES) else []
+    files = []
+    visited: set[Path] = set()
+    for top in map(Path, package_dirs):
+        for directory, subdirectories, names in os.walk(top, followlinks=True):
+            real = Path(directory).resolve()
+            if real in visited:
+                subdirectories[:] = []
+                continue
+            visited.add(real)
+            subdirectories[:] = sorted(
+                sub
+                for sub in subdirectories
+                if not sub.startswith(".")
+                and sub != "__pycache__"
+                and not (Path(directory) / sub / "pyvenv.cfg").exists()
+            )
+            relative_dir = Path(directory).relative_to(top)
+            files += [
+                (f"{name}/{(relative_dir / file).as_posix()}", Path(directory) / file)
+                for file in sorted(names)
+                if file.endswith(_MODULE_SUFFIXES)
+            ]
+    return files
+
+
+def _installed_names() -> frozenset[str]:
+    """Top-level import names that installed distributions provide, editable installs aside (those
+    are the user's own code)."""
+    return _installed_names_on(tuple(sys.path))
+
+
+@functools.cache
+def _installed_names_on(path: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(
+        {
+            name
+            for name, distributions in importlib.metadata.packages_distributions().items()
+            if not all(map(_editable, distributions))
+        }
+    )
+
+
+@functools.cache
+def _editable(distribution: str) -> bool:
+    try:
+        direct_url = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
 
 
 def _imported_names(source: Path) -> list[str]:
     """The top-level names `source` imports absolutely (relative imports stay in its package)."""
+    if not source.name.endswith(tuple(importlib.machinery.SOURCE_SUFFIXES)):
+        return []  # an extension module: its imports cannot be read
     try:
         tree = ast.parse(source.read_bytes(), str(source))
     except (OSError, SyntaxError, ValueError):

@@ -1,3 +1,4 @@
+import importlib.machinery
 import json
 import re
 import subprocess
@@ -133,3 +134,42 @@ def test_the_code_an_image_carries_follows_imports_by_location_not_by_name(tmp_p
     import lazy_helper  # noqa: F401  # imported by the process now: the file set must not change
 
     assert [relative for relative, _ in load_program(str(project / "ns_envs.py")).code] == expected
+
+
+def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_symlinks(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "proj"
+    real = tmp_path / "real_utils"
+    real.mkdir()
+    (real / "__init__.py").write_text("K = 1\n")
+    project.mkdir()
+    (project / "utils").symlink_to(real)  # a symlinked package
+    (project / "ext").mkdir()
+    (project / "ext" / "__init__.py").write_text("")
+    (project / "ext" / ".cache").mkdir()  # hidden: never shipped
+    (project / "ext" / ".cache" / "junk.py").write_text("")
+    (project / "ext" / "venv").mkdir()  # a virtual environment inside a package: never shipped
+    (project / "ext" / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (project / "ext" / "venv" / "site.py").write_text("")
+    extension = "fastmath" + importlib.machinery.EXTENSION_SUFFIXES[0]
+    (project / extension).write_bytes(b"\0ELF")  # a compiled module beside the program
+    vendor = tmp_path / "vendor"  # pip install --target vendor: installed, even outside site-packages
+    (vendor / "vendored").mkdir(parents=True)
+    (vendor / "vendored" / "__init__.py").write_text("")
+    (vendor / "vendored-1.0.dist-info").mkdir()
+    (vendor / "vendored-1.0.dist-info" / "METADATA").write_text("Name: vendored\nVersion: 1.0\n")
+    (vendor / "vendored-1.0.dist-info" / "top_level.txt").write_text("vendored\n")
+    (project / "sym_envs.py").write_text(
+        "import flyte_infra as flyte\nimport utils\nimport ext\nimport vendored\n"
+        "env = flyte.TaskEnvironment('sym')\n\n\n@env.task\ndef f() -> int:\n"
+        "    import fastmath  # imported lazily: the module loads without it\n\n    return utils.K\n"
+    )
+    monkeypatch.syspath_prepend(str(vendor))
+    program = load_program(str(project / "sym_envs.py"))
+    assert [relative for relative, _ in program.code] == [
+        "ext/__init__.py",
+        extension,
+        "sym_envs.py",
+        "utils/__init__.py",
+    ]
