@@ -91,27 +91,31 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
 
 
 def _hint_findings(environments: list[TaskEnvironment], calls: Calls) -> Iterator[Finding]:
-    """Tasks whose arguments or result could not travel between workers as JSON: an error for a
-    task that another environment calls, a warning for one that only its own environment calls."""
-    remote = {
-        callee
-        for caller, callees in calls.items()
-        for callee in callees
-        if callee.environment is not caller.environment
-    }
+    """Tasks whose arguments or result could not travel between workers as JSON.
+
+    An error, unless the task is seen called by tasks of its own environment and by no other
+    environment's: an internal step (taking an `nn.Module`, say) is a plain call in its worker.
+    Such a task is a warning, since a client or a call the bytecode scan misses still could not
+    reach it.
+    """
+    internal: set[Task[Any]] = set()
+    external: set[Task[Any]] = set()
+    for caller, callees in calls.items():
+        for callee in callees:
+            (internal if callee.environment is caller.environment else external).add(callee)
     for environment in environments:
         for task in environment.tasks.values():
             try:
                 check_hints(task)
             except TaskArgumentError as error:
                 problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
-                called_from_outside = task in remote
+                only_internal = task in internal and task not in external
+                note = "; it works only when called by its own environment's tasks"
                 yield Finding(
-                    "error" if called_from_outside else "warning",
+                    "warning" if only_internal else "error",
                     environment.name,
                     f"task '{task.name}'",
-                    problem
-                    + ("" if called_from_outside else "; only its own environment's tasks can call it"),
+                    problem + (note if only_internal else ""),
                     "use hints pydantic can validate from JSON (int, str, list[float], dataclasses, ...)",
                 )
 

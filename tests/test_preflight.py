@@ -113,7 +113,7 @@ def test_a_task_whose_hints_cannot_travel_as_json_is_an_error_once_another_envir
     (finding,) = preflight([locks]).findings
     assert (finding.severity, finding.environment, finding.subject) == ("warning", "locks", "task 'lock'")
     assert finding.message.startswith("result: type hint") and "cannot be sent as JSON" in finding.message
-    assert finding.message.endswith("only its own environment's tasks can call it")
+    assert finding.message.endswith("it works only when called by its own environment's tasks")
 
     caller = TaskEnvironment("caller", depends_on=[locks])
 
@@ -123,3 +123,14 @@ def test_a_task_whose_hints_cannot_travel_as_json_is_an_error_once_another_envir
 
     (finding,) = preflight([caller]).findings
     assert (finding.severity, finding.subject) == ("error", "task 'lock'")
+
+
+def test_a_task_nothing_calls_with_hints_that_cannot_travel_is_an_error():
+    service = TaskEnvironment("service")
+
+    @service.task
+    def main_task() -> threading.Lock:  # type: ignore[valid-type]  # a client could not get its result
+        return threading.Lock()
+
+    (finding,) = preflight([service]).findings
+    assert (finding.severity, finding.subject) == ("error", "task 'main_task'")
