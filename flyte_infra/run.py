@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
+import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from .errors import FlyteInfraError
 from .loader import Program
 from .runtime.codec import decode_arguments, decode_text_argument, encode_result
-from .task import InProcessRouter, Task, event_loop_running, use_router
+from .task import InProcessRouter, Task, event_loop_running, off_the_loop, use_router
 
 __all__ = ["find_task", "run", "run_task"]
 
@@ -30,11 +30,9 @@ def _run_in_process(task: Task[R], args: tuple[Any, ...], kwargs: dict[str, Any]
             f"cannot run async task '{task.qualified_name}' inside a running event loop; await it"
         )
     use_router(InProcessRouter())  # in the copied context only
-    if not task.is_async and event_loop_running():  # e.g. Jupyter: deployed, a task has no loop
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:
-            return thread.submit(contextvars.copy_context().run, task, *args, **kwargs).result()
-    outcome = task(*args, **kwargs)
-    return asyncio.run(outcome) if task.is_async else outcome  # type: ignore[arg-type]
+    if task.is_async:
+        return asyncio.run(task(*args, **kwargs))  # type: ignore[arg-type]
+    return off_the_loop(functools.partial(task, *args, **kwargs))  # e.g. from Jupyter's event loop
 
 
 def find_task(program: Program, reference: str) -> Task[Any]:

@@ -53,10 +53,7 @@ class InProcessRouter:
         sent = decode_arguments(task, encode_arguments(task, args, kwargs))
         if task.is_async:
             return _received_async(task, _run_in(task, (), sent))
-        if event_loop_running():
-            with concurrent.futures.ThreadPoolExecutor(1) as thread:
-                return thread.submit(contextvars.copy_context().run, _received, task, sent).result()
-        return _received(task, sent)
+        return off_the_loop(_received, task, sent)
 
 
 _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextvars.ContextVar(
@@ -130,6 +127,15 @@ def event_loop_running() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def off_the_loop(function: Callable[..., R], *args: Any) -> R:
+    """`function(*args)`, in a thread of its own (with this context) when an event loop runs in this
+    thread: a worker runs sync tasks on threads without one, so `asyncio.run` inside them works."""
+    if not event_loop_running():
+        return function(*args)
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(contextvars.copy_context().run, function, *args).result()
 
 
 _router: contextvars.ContextVar[TaskRouter | None] = contextvars.ContextVar("flyte_router", default=None)
