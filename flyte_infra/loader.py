@@ -105,15 +105,15 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
     top_name = module.__name__.split(".")[0]
     top = sys.modules[top_name]
     code = dict(_files_of(top_name, getattr(top, "__path__", None), top.__file__))
-    installed = _installed_names()
+    installed = _installed_roots()
     resolved = {top_name}
     pending = list(code.values())
     while pending:
         for name in _imported_names(pending.pop()):
-            if name in resolved or name in installed:
+            if name in resolved:
                 continue
             resolved.add(name)
-            for relative, path in _users_files(name):
+            for relative, path in _users_files(name, installed.get(name, ())):
                 if relative not in code:
                     code[relative] = path
                     pending.append(path)
@@ -156,21 +156,28 @@ def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None)
     return files
 
 
-def _installed_names() -> frozenset[str]:
-    """Top-level import names that installed distributions provide, editable installs aside (those
-    are the user's own code)."""
-    return _installed_names_on(tuple(sys.path))
+def _installed_roots() -> dict[str, tuple[Path, ...]]:
+    """For each top-level import name that installed distributions provide (editable installs
+    aside: those are the user's own code), the directories they are installed in."""
+    return _installed_roots_on(tuple(sys.path))
 
 
 @functools.cache
-def _installed_names_on(path: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(
-        {
-            name
-            for name, distributions in importlib.metadata.packages_distributions().items()
-            if not all(map(_editable, distributions))
-        }
-    )
+def _installed_roots_on(path: tuple[str, ...]) -> dict[str, tuple[Path, ...]]:
+    """`_installed_roots` for one sys.path (the cache key: distributions are found along it)."""
+    roots = {}
+    for name, distributions in importlib.metadata.packages_distributions().items():
+        installed = [_root(distribution) for distribution in distributions if not _editable(distribution)]
+        if installed := [root for root in installed if root is not None]:
+            roots[name] = tuple(installed)
+    return roots
+
+
+def _root(distribution: str) -> Path | None:
+    try:
+        return Path(str(importlib.metadata.distribution(distribution).locate_file(""))).resolve()
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @functools.cache
@@ -199,8 +206,9 @@ def _imported_names(source: Path) -> list[str]:
     return sorted(names)
 
 
-def _users_files(name: str) -> list[tuple[str, Path]]:
-    """The files of `import name` when it is the user's own code, else none."""
+def _users_files(name: str, installed_in: tuple[Path, ...]) -> list[tuple[str, Path]]:
+    """The files of `import name` when it is the user's own code, else none: code found in a
+    directory a distribution providing `name` is installed in (`installed_in`) is not."""
     try:
         spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
     except (ImportError, ValueError):
@@ -208,7 +216,10 @@ def _users_files(name: str) -> list[tuple[str, Path]]:
     if spec is None:  # builtin, frozen, or found only by an installed package's import hook
         return []
     locations = list(spec.submodule_search_locations or ([spec.origin] if spec.origin else []))
-    if not locations or not all(_is_users(Path(location).resolve()) for location in locations):
+    paths = [Path(location).resolve() for location in locations]
+    if not paths or not all(map(_is_users, paths)):
+        return []
+    if any(path.is_relative_to(root) for path in paths for root in installed_in):
         return []
     return _files_of(name, spec.submodule_search_locations, spec.origin)
 

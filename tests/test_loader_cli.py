@@ -159,9 +159,12 @@ def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_s
     (vendor / "vendored" / "__init__.py").write_text("")
     (vendor / "vendored-1.0.dist-info").mkdir()
     (vendor / "vendored-1.0.dist-info" / "METADATA").write_text("Name: vendored\nVersion: 1.0\n")
-    (vendor / "vendored-1.0.dist-info" / "top_level.txt").write_text("vendored\n")
+    # the distribution also claims `shared`, as sloppy ones claim `tests` or `utils`: the project's own
+    # shared.py is still the project's
+    (vendor / "vendored-1.0.dist-info" / "top_level.txt").write_text("vendored\nshared\n")
+    (project / "shared.py").write_text("S = 1\n")
     (project / "sym_envs.py").write_text(
-        "import flyte_infra as flyte\nimport utils\nimport ext\nimport vendored\n"
+        "import flyte_infra as flyte\nimport utils\nimport ext\nimport vendored\nimport shared\n"
         "env = flyte.TaskEnvironment('sym')\n\n\n@env.task\ndef f() -> int:\n"
         "    import fastmath  # imported lazily: the module loads without it\n\n    return utils.K\n"
     )
@@ -170,6 +173,7 @@ def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_s
     assert [relative for relative, _ in program.code] == [
         "ext/__init__.py",
         extension,
+        "shared.py",
         "sym_envs.py",
         "utils/__init__.py",
     ]
