@@ -132,11 +132,12 @@ def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None)
     if package_dirs is None:
         return [(Path(origin).name, Path(origin))] if origin and origin.endswith(_MODULE_SUFFIXES) else []
     files = []
-    visited: set[Path] = set()
     for top in map(Path, package_dirs):
+        inside = top.resolve()
+        visited: set[Path] = set()  # real directories reached through links to outside the package
         for directory, subdirectories, names in os.walk(top, followlinks=True):
             real = Path(directory).resolve()
-            if real in visited:
+            if real in visited:  # a loop of links
                 subdirectories[:] = []
                 continue
             visited.add(real)
@@ -146,6 +147,7 @@ def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None)
                 if not sub.startswith(".")
                 and sub != "__pycache__"
                 and not (Path(directory) / sub / "pyvenv.cfg").exists()
+                and not _link_within(Path(directory) / sub, inside)
             )
             relative_dir = Path(directory).relative_to(top)
             files += [
@@ -154,6 +156,11 @@ def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None)
                 if file.endswith(_MODULE_SUFFIXES)
             ]
     return files
+
+
+def _link_within(path: Path, package: Path) -> bool:
+    """A link to a directory of the same package, which the walk reaches under its own name."""
+    return path.is_symlink() and path.resolve().is_relative_to(package)
 
 
 def _installed_roots() -> dict[str, tuple[Path, ...]]:
@@ -167,6 +174,8 @@ def _installed_roots_on(path: tuple[str, ...]) -> dict[str, tuple[Path, ...]]:
     """`_installed_roots` for one sys.path (the cache key: distributions are found along it)."""
     roots = {}
     for name, distributions in importlib.metadata.packages_distributions().items():
+        if not name:  # a half-removed distribution without metadata
+            continue
         installed = [_root(distribution) for distribution in distributions if not _editable(distribution)]
         if installed := [root for root in installed if root is not None]:
             roots[name] = tuple(installed)
@@ -176,16 +185,26 @@ def _installed_roots_on(path: tuple[str, ...]) -> dict[str, tuple[Path, ...]]:
 def _root(distribution: str) -> Path | None:
     try:
         return Path(str(importlib.metadata.distribution(distribution).locate_file(""))).resolve()
-    except importlib.metadata.PackageNotFoundError:
+    except (importlib.metadata.PackageNotFoundError, ValueError):  # ValueError: no name at all
         return None
 
 
 @functools.cache
 def _editable(distribution: str) -> bool:
+    """Whether any install of `distribution` on sys.path is the user's working tree: an editable
+    install (pip's `direct_url.json`), or setuptools' `.egg-info` metadata, which `pip install -e`
+    and `setup.py develop` leave in the project itself."""
     try:
-        direct_url = importlib.metadata.distribution(distribution).read_text("direct_url.json")
-    except importlib.metadata.PackageNotFoundError:
+        installs = list(importlib.metadata.distributions(name=distribution))
+    except ValueError:
         return False
+    return any(map(_is_working_tree, installs))
+
+
+def _is_working_tree(install: importlib.metadata.Distribution) -> bool:
+    if install.read_text("METADATA") is None and install.read_text("PKG-INFO") is not None:
+        return True  # .egg-info metadata, not a wheel's .dist-info
+    direct_url = install.read_text("direct_url.json")
     return bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
 
 

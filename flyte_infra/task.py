@@ -7,7 +7,6 @@ worker of the task's own environment when that is not the environment being serv
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -130,12 +129,18 @@ def event_loop_running() -> bool:
 
 
 def off_the_loop(function: Callable[..., R], *args: Any) -> R:
-    """`function(*args)`, in a thread of its own (with this context) when an event loop runs in this
-    thread: a worker runs sync tasks on threads without one, so `asyncio.run` inside them works."""
-    if not event_loop_running():
+    """`function(*args)` with no event loop running, as a worker runs sync tasks (so `asyncio.run`
+    inside works): a loop running in this thread (Jupyter's, an async caller's) is set aside for
+    the call, which blocks it, as a deployed call would. Still this thread, so Ctrl-C interrupts it
+    and thread-bound objects stay usable."""
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
         return function(*args)
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        return thread.submit(contextvars.copy_context().run, function, *args).result()
+    asyncio.events._set_running_loop(None)
+    try:
+        return function(*args)
+    finally:
+        asyncio.events._set_running_loop(loop)
 
 
 _router: contextvars.ContextVar[TaskRouter | None] = contextvars.ContextVar("flyte_router", default=None)

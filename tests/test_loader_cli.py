@@ -163,8 +163,18 @@ def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_s
     # shared.py is still the project's
     (vendor / "vendored-1.0.dist-info" / "top_level.txt").write_text("vendored\nshared\n")
     (project / "shared.py").write_text("S = 1\n")
+    (vendor / "halfgone-1.0.dist-info").mkdir()  # an interrupted uninstall: no usable metadata
+    (vendor / "halfgone-1.0.dist-info" / "RECORD").write_text("halfgone/__init__.py,,\n")
+    (project / "sym_envs.egg-info").mkdir()  # `pip install -e .` left setuptools metadata in the tree
+    (project / "sym_envs.egg-info" / "PKG-INFO").write_text("Name: sym-envs\nVersion: 0\n")
+    (project / "sym_envs.egg-info" / "top_level.txt").write_text("versions\n")
+    (project / "versions" / "v2").mkdir(parents=True)
+    (project / "versions" / "__init__.py").write_text("")
+    (project / "versions" / "v2" / "__init__.py").write_text("")
+    (project / "versions" / "latest").symlink_to("v2")  # sorts first; v2 must still ship as itself
     (project / "sym_envs.py").write_text(
-        "import flyte_infra as flyte\nimport utils\nimport ext\nimport vendored\nimport shared\n"
+        "import flyte_infra as flyte\nimport utils\nimport ext\nimport vendored\n"
+        "import shared\nimport versions\n"
         "env = flyte.TaskEnvironment('sym')\n\n\n@env.task\ndef f() -> int:\n"
         "    import fastmath  # imported lazily: the module loads without it\n\n    return utils.K\n"
     )
@@ -176,4 +186,6 @@ def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_s
         "shared.py",
         "sym_envs.py",
         "utils/__init__.py",
+        "versions/__init__.py",
+        "versions/v2/__init__.py",
     ]

@@ -1,6 +1,7 @@
 import asyncio
 import contextvars
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,16 @@ def test_a_callee_that_exits_fails_its_call_instead_of_ending_the_run():
         return "returned"
 
     assert flyte.run(call_leave) == "task 'quitter.leave' failed in environment 'quitter': SystemExit: 2"
+
+
+def test_a_sync_task_run_from_an_event_loop_stays_on_its_thread():
+    env = flyte.TaskEnvironment("threads")
+
+    @env.task
+    def thread_of() -> int:
+        return threading.get_ident()
+
+    async def notebook_cell():
+        return flyte.run(thread_of)
+
+    assert asyncio.run(notebook_cell()) == threading.get_ident()  # so Ctrl-C still interrupts it
