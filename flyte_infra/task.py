@@ -36,8 +36,8 @@ class InProcessRouter:
     A call from a task of the same environment is a plain call, as in a worker, and so is a call
     from code outside any task (a script, a test). A call from another environment's task is made
     as a worker receives it: arguments and result go through JSON and the callee's type hints, the
-    callee's own failure reaches the caller as a RemoteTaskError, and a sync callee runs in a
-    thread of its own when the caller is on an event loop.
+    callee's own failure reaches the caller as a RemoteTaskError, and a sync callee runs with the
+    caller's event loop set aside (`off_the_loop`).
 
     Threads and executors that a task starts do not inherit its context, so in-process their calls
     are plain calls; deployed, the worker routes them like the task's own.
