@@ -135,12 +135,7 @@ def decode_argument(task: Task[Any], name: str, value: Any) -> Any:
     parameters, _ = _adapters(task)
     if name not in parameters:
         raise TaskArgumentError(f"task '{task.qualified_name}': unknown parameter {name!r}")
-    try:
-        return parameters[name].validate_python(value)
-    except ValidationError as error:
-        raise TaskArgumentError(
-            f"task '{task.qualified_name}': parameter '{name}': {_problem(error)}"
-        ) from None
+    return _validated(parameters[name], value, task, f"parameter '{name}'")
 
 
 def decode_text_argument(task: Task[Any], name: str, text: str) -> Any:
@@ -180,12 +175,19 @@ def encode_result(task: Task[Any], value: Any) -> Any:
     return _json(_adapters(task)[1], value, task, "result")
 
 
+def _validated(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) -> Any:
+    """`value` validated by `adapter`; a TaskArgumentError naming the task and `where` otherwise."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as error:
+        raise TaskArgumentError(f"task '{task.qualified_name}': {where}: {_problem(error)}") from None
+
+
 def _json(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) -> Any:
     """`value` validated by `adapter` and dumped as JSON-ready data; TaskArgumentError otherwise."""
+    valid = _validated(adapter, value, task, where)
     try:
-        return adapter.dump_python(adapter.validate_python(value), mode="json")
-    except ValidationError as error:
-        problem = _problem(error)
+        return adapter.dump_python(valid, mode="json")
     except (PydanticSerializationError, ValueError, TypeError) as error:  # e.g. bytes that are not UTF-8
         problem = f"cannot be sent as JSON: {_first_line(error)}"
     raise TaskArgumentError(f"task '{task.qualified_name}': {where}: {problem}")
@@ -193,8 +195,4 @@ def _json(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) ->
 
 def decode_result(task: Task[Any], data: Any) -> Any:
     """Validate JSON data received as a task's result against its return hint."""
-    _, result = _adapters(task)
-    try:
-        return result.validate_python(data)
-    except ValidationError as error:
-        raise TaskArgumentError(f"task '{task.qualified_name}': result: {_problem(error)}") from None
+    return _validated(_adapters(task)[1], data, task, "result")
