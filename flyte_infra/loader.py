@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -105,7 +105,6 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
     top_name = module.__name__.split(".")[0]
     top = sys.modules[top_name]
     code = dict(_files_of(top_name, getattr(top, "__path__", None), top.__file__))
-    installed = _installed_roots()
     resolved = {top_name}
     pending = list(code.values())
     while pending:
@@ -113,7 +112,7 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
             if name in resolved:
                 continue
             resolved.add(name)
-            for relative, path in _users_files(name, installed.get(name, ())):
+            for relative, path in _users_files(name):
                 if relative not in code:
                     code[relative] = path
                     pending.append(path)
@@ -163,23 +162,21 @@ def _link_within(path: Path, package: Path) -> bool:
     return path.is_symlink() and path.resolve().is_relative_to(package)
 
 
-def _installed_roots() -> dict[str, tuple[Path, ...]]:
-    """For each top-level import name that installed distributions provide (editable installs
-    aside: those are the user's own code), the directories they are installed in."""
-    return _installed_roots_on(tuple(sys.path))
+def _installed_in(name: str) -> list[Path]:
+    """The directories where distributions providing import name `name` are installed, editable
+    installs aside (those are the user's own code)."""
+    distributions = _distributions_on(tuple(sys.path)).get(name, [])
+    return [
+        root
+        for distribution in distributions
+        if not _editable(distribution) and (root := _root(distribution))
+    ]
 
 
 @functools.cache
-def _installed_roots_on(path: tuple[str, ...]) -> dict[str, tuple[Path, ...]]:
-    """`_installed_roots` for one sys.path (the cache key: distributions are found along it)."""
-    roots = {}
-    for name, distributions in importlib.metadata.packages_distributions().items():
-        if not name:  # a half-removed distribution without metadata
-            continue
-        installed = [_root(distribution) for distribution in distributions if not _editable(distribution)]
-        if installed := [root for root in installed if root is not None]:
-            roots[name] = tuple(installed)
-    return roots
+def _distributions_on(path: tuple[str, ...]) -> Mapping[str, list[str]]:
+    """Import name -> distributions, for one sys.path (the cache key: distributions are found along it)."""
+    return importlib.metadata.packages_distributions()
 
 
 def _root(distribution: str) -> Path | None:
@@ -189,7 +186,6 @@ def _root(distribution: str) -> Path | None:
         return None
 
 
-@functools.cache
 def _editable(distribution: str) -> bool:
     """Whether any install of `distribution` on sys.path is the user's working tree: an editable
     install (pip's `direct_url.json`), or setuptools' `.egg-info` metadata, which `pip install -e`
@@ -225,9 +221,9 @@ def _imported_names(source: Path) -> list[str]:
     return sorted(names)
 
 
-def _users_files(name: str, installed_in: tuple[Path, ...]) -> list[tuple[str, Path]]:
-    """The files of `import name` when it is the user's own code, else none: code found in a
-    directory a distribution providing `name` is installed in (`installed_in`) is not."""
+def _users_files(name: str) -> list[tuple[str, Path]]:
+    """The files of `import name` when it is the user's own code, else none: not in site-packages,
+    the stdlib or flyte_infra, nor where a distribution providing `name` is installed."""
     try:
         spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
     except (ImportError, ValueError):
@@ -238,7 +234,7 @@ def _users_files(name: str, installed_in: tuple[Path, ...]) -> list[tuple[str, P
     paths = [Path(location).resolve() for location in locations]
     if not paths or not all(map(_is_users, paths)):
         return []
-    if any(path.is_relative_to(root) for path in paths for root in installed_in):
+    if any(path.is_relative_to(root) for path in paths for root in _installed_in(name)):
         return []
     return _files_of(name, spec.submodule_search_locations, spec.origin)
 
