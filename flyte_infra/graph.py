@@ -10,7 +10,7 @@ from functools import cached_property
 from .environment import TaskEnvironment
 from .errors import CycleError, DuplicateEnvironmentError
 
-__all__ = ["EnvironmentGraph", "build_graph", "discover", "graph_of", "reachable"]
+__all__ = ["EnvironmentGraph", "build_graph", "discover", "edges_of", "graph_of", "reachable"]
 
 
 def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
@@ -91,10 +91,7 @@ def build_graph(roots: Iterable[TaskEnvironment]) -> EnvironmentGraph:
 def graph_of(discovered: list[TaskEnvironment]) -> EnvironmentGraph:
     """Order environments that `discover` returned (all reachable, names unique); raises on cycles."""
     environments = {environment.name: environment for environment in discovered}
-    dependencies = {
-        name: tuple([dependency.name for dependency in environment.depends_on])
-        for name, environment in environments.items()
-    }
+    dependencies = edges_of(discovered)
     sorter = graphlib.TopologicalSorter(dependencies)
     try:
         sorter.prepare()
@@ -106,6 +103,14 @@ def graph_of(discovered: list[TaskEnvironment]) -> EnvironmentGraph:
         waves.append(tuple(ready))
         sorter.done(*ready)
     return EnvironmentGraph(environments, dependencies, tuple(waves))
+
+
+def edges_of(environments: Iterable[TaskEnvironment]) -> dict[str, tuple[str, ...]]:
+    """Each environment's name -> the names in its depends_on."""
+    return {
+        environment.name: tuple([dependency.name for dependency in environment.depends_on])
+        for environment in environments
+    }
 
 
 def _readable_cycle(cycle: list[str]) -> list[str]:

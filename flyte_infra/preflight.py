@@ -10,7 +10,7 @@ from typing import Any
 
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
-from .graph import EnvironmentGraph, discover, graph_of, reachable
+from .graph import EnvironmentGraph, discover, edges_of, graph_of, reachable
 from .packages import missing_coverage, requirements_by_name
 from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
@@ -78,19 +78,15 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         findings.append(
             Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
         )
-    edges = (
-        graph.dependencies
-        if graph
-        else {env.name: tuple([dep.name for dep in env.depends_on]) for env in environments}
-    )
+    edges = graph.dependencies if graph else edges_of(environments)
     calls = {task: called_tasks(task) for env in environments for task in env.tasks.values()}
     findings.extend(_package_findings(environments, edges))
     findings.extend(_call_findings(calls, edges))
-    findings.extend(_hint_findings(environments, calls))
+    findings.extend(_hint_findings(calls))
     return PreflightReport(graph, findings)
 
 
-def _hint_findings(environments: list[TaskEnvironment], calls: Calls) -> Iterator[Finding]:
+def _hint_findings(calls: Calls) -> Iterator[Finding]:
     """Tasks whose arguments or result could not travel between workers as JSON.
 
     An error, unless the task is seen called by tasks of its own environment and by no other
@@ -103,21 +99,20 @@ def _hint_findings(environments: list[TaskEnvironment], calls: Calls) -> Iterato
     for caller, callees in calls.items():
         for callee in callees:
             (internal if callee.environment is caller.environment else external).add(callee)
-    for environment in environments:
-        for task in environment.tasks.values():
-            try:
-                check_hints(task)
-            except TaskArgumentError as error:
-                problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
-                only_internal = task in internal and task not in external
-                note = "; it works only when called by its own environment's tasks"
-                yield Finding(
-                    "warning" if only_internal else "error",
-                    environment.name,
-                    f"task '{task.name}'",
-                    problem + (note if only_internal else ""),
-                    "use hints pydantic can validate from JSON (int, str, list[float], dataclasses, ...)",
-                )
+    for task in calls:  # every task of every environment
+        try:
+            check_hints(task)
+        except TaskArgumentError as error:
+            problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
+            only_internal = task in internal and task not in external
+            note = "; it works only when called by its own environment's tasks"
+            yield Finding(
+                "warning" if only_internal else "error",
+                task.environment.name,
+                f"task '{task.name}'",
+                problem + (note if only_internal else ""),
+                "use hints pydantic can validate from JSON (int, str, list[float], dataclasses, ...)",
+            )
 
 
 def _package_findings(environments: list[TaskEnvironment], edges: Edges) -> Iterator[Finding]:
