@@ -26,8 +26,10 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
     return field, message
 
 
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+DNS1123_LABEL_PATTERN = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+"""A DNS-1123 label (at most 63 characters), as a regular expression to compose others from."""
+_DNS1123_LABEL = re.compile(DNS1123_LABEL_PATTERN)
+_DNS1035_LABEL = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def dns1123_label(value: str) -> str:

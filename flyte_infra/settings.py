@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ._spec import DNSLabel, SpecModel
+from ._spec import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel
 from .errors import FlyteInfraError, InvalidSpecError
 from .resources import GPU, GPU_TYPES
 
@@ -30,7 +30,7 @@ _CONFIG_PREFIX = "flyte-infra:"
 _SECRET_KEYS = ("registryUsername", "registryPassword")
 """Read by the Pulumi adapter as secrets; never part of the settings."""
 
-_DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_LABEL = DNS1123_LABEL_PATTERN
 _LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"^(?:{_DNS_LABEL}(?:\.{_DNS_LABEL})*/)?{_LABEL_NAME}$")
 _LABEL_VALUE = re.compile(rf"^(?:{_LABEL_NAME})?$")
