@@ -25,7 +25,6 @@ _NOT_IN_IMAGES = (
     "diagram.py",
     "dockerfile.py",
     "manifests.py",
-    "packages.py",
     "plan.py",
     "preflight.py",
     "promotion.py",

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
-from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from ._spec import ServiceName, SpecModel, dns1123_label
 from .errors import InvalidSpecError
+from .packages import PackageSet, package_set
 from .resources import Resources
 from .task import Task
 
@@ -68,11 +69,13 @@ class TaskEnvironment(SpecModel):
 
     _tasks: dict[str, Task[Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
+    _package_set: tuple[tuple[str, ...], PackageSet] | None = PrivateAttr(default=None)
 
     def __init__(self, name: str, image: str = DEFAULT_IMAGE, **fields: Any) -> None:
         super().__init__(name=name, image=image, **fields)
         self._defined_at = _caller_location()
         self._check_dependencies(self.depends_on)
+        self._package_set = (tuple(self.packages), package_set(self.packages))  # parsed once, here
 
     @classmethod
     def _spec_owner(cls, data: dict[str, Any]) -> str:
@@ -88,12 +91,7 @@ class TaskEnvironment(SpecModel):
     @field_validator("packages")
     @classmethod
     def _check_packages(cls, value: list[str]) -> list[str]:
-        for index, package in enumerate(value):
-            try:
-                Requirement(package)
-            except InvalidRequirement as error:
-                reason = str(error).splitlines()[0]
-                raise ValueError(f"[{index}] '{package}' is not a PEP 508 requirement: {reason}") from None
+        package_set(value)
         return value
 
     @field_validator("depends_on", mode="before")
@@ -133,10 +131,23 @@ class TaskEnvironment(SpecModel):
     __str__ = __repr__
 
     @property
-    def tasks(self) -> dict[str, Task[Any]]:
-        """The tasks registered on this environment, by name."""
+    def tasks(self) -> Mapping[str, Task[Any]]:
+        """The tasks registered on this environment, by name (read-only: `@env.task` registers)."""
         private = self.__pydantic_private__ or {}  # read directly: pydantic's private-attribute hook is slow
-        return dict(private["_tasks"])
+        return MappingProxyType(private["_tasks"])
+
+    @property
+    def package_set(self) -> PackageSet:
+        """`packages` parsed: the lines that apply in a Linux image, by normalised name."""
+        private = self.__pydantic_private__ or {}
+        packages = tuple(self.packages)
+        cached: tuple[tuple[str, ...], PackageSet] | None = private["_package_set"]
+        if cached is None or cached[0] != packages:  # `packages` was changed after construction
+            try:
+                cached = private["_package_set"] = (packages, package_set(packages))
+            except ValueError as error:
+                raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from None
+        return cached[1]
 
     @property
     def defined_at(self) -> str:

@@ -6,11 +6,12 @@ import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 
 from .environment import TaskEnvironment
 from .errors import CycleError, DuplicateEnvironmentError
 
-__all__ = ["EnvironmentGraph", "build_graph", "discover", "edges_of", "graph_of", "reachable"]
+__all__ = ["Edges", "EnvironmentGraph", "build_graph", "discover", "discover_edges", "ordered", "reachable"]
 
 
 def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
@@ -18,22 +19,38 @@ def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
 
     Raises DuplicateEnvironmentError when two different environments share a name.
     """
+    return list(discover_edges(roots)[0].values())
+
+
+Edges = dict[str, tuple[str, ...]]
+"""Each environment's name -> the names in its depends_on."""
+
+_name = attrgetter("name")
+
+
+def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvironment], Edges]:
+    """`discover`'s environments by name, and their edges, in one walk."""
     found: dict[str, TaskEnvironment] = {}
-    stack = list(reversed(list(roots)))
+    edges: Edges = {}
+    stack = list(roots)
+    stack.reverse()
     while stack:
         environment = stack.pop()
-        known = found.get(environment.name)
+        name = environment.name
+        known = found.get(name)
         if known is environment:
             continue
         if known is not None:
             raise DuplicateEnvironmentError(
-                f"two environments are named '{environment.name}': one defined at {known.defined_at}, "
+                f"two environments are named '{name}': one defined at {known.defined_at}, "
                 f"the other at {environment.defined_at}; give each a unique name "
                 "(clone_with(name=...) for a copy)"
             )
-        found[environment.name] = environment
-        stack.extend(reversed(environment.depends_on))
-    return list(found.values())
+        found[name] = environment
+        dependencies = environment.depends_on
+        edges[name] = tuple(map(_name, dependencies))
+        stack.extend(reversed(dependencies))
+    return found, edges
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class EnvironmentGraph:
     """Environments by name, their edges, and the order in which to deploy them."""
 
     environments: dict[str, TaskEnvironment]
-    dependencies: dict[str, tuple[str, ...]]
+    dependencies: Edges
     waves: tuple[tuple[str, ...], ...]
     """Groups that can deploy in parallel; every environment comes after all it depends on."""
 
@@ -85,14 +102,12 @@ def reachable(start: str, edges: Mapping[str, tuple[str, ...]]) -> set[str]:
 
 def build_graph(roots: Iterable[TaskEnvironment]) -> EnvironmentGraph:
     """Discover the environments from `roots` and order them; raises on duplicate names and cycles."""
-    return graph_of(discover(roots))
+    return ordered(*discover_edges(roots))
 
 
-def graph_of(discovered: list[TaskEnvironment]) -> EnvironmentGraph:
-    """Order environments that `discover` returned (all reachable, names unique); raises on cycles."""
-    environments = {environment.name: environment for environment in discovered}
-    dependencies = edges_of(discovered)
-    sorter = graphlib.TopologicalSorter(dependencies)
+def ordered(environments: dict[str, TaskEnvironment], edges: Edges) -> EnvironmentGraph:
+    """The graph of what `discover_edges` returned, in deploy order; raises CycleError on a cycle."""
+    sorter = graphlib.TopologicalSorter(edges)
     try:
         sorter.prepare()
     except graphlib.CycleError as error:
@@ -102,15 +117,7 @@ def graph_of(discovered: list[TaskEnvironment]) -> EnvironmentGraph:
         ready = sorted(sorter.get_ready())
         waves.append(tuple(ready))
         sorter.done(*ready)
-    return EnvironmentGraph(environments, dependencies, tuple(waves))
-
-
-def edges_of(environments: Iterable[TaskEnvironment]) -> dict[str, tuple[str, ...]]:
-    """Each environment's name -> the names in its depends_on."""
-    return {
-        environment.name: tuple([dependency.name for dependency in environment.depends_on])
-        for environment in environments
-    }
+    return EnvironmentGraph(environments, edges, tuple(waves))
 
 
 def _readable_cycle(cycle: list[str]) -> list[str]:

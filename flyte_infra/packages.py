@@ -6,17 +6,25 @@ Names are compared after PEP 503 normalisation; markers are evaluated for the im
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from packaging.markers import default_environment
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["CoverageProblem", "clear_caches", "coverage_problems", "missing_coverage", "requirements_by_name"]
+__all__ = [
+    "CoverageProblem",
+    "PackageSet",
+    "clear_caches",
+    "coverage_problems",
+    "missing_coverage",
+    "package_set",
+]
 
 _TARGET_ENVIRONMENT: dict[str, str] = {
     **{key: str(value) for key, value in default_environment().items()},
@@ -39,10 +47,7 @@ class CoverageProblem:
 
 @cache
 def _applicable(text: str) -> tuple[str, Requirement] | None:
-    """(normalised name, requirement without its marker), or None when the marker excludes the target.
-
-    Cached per string, so equal strings share one object and pair results can be cached by identity.
-    """
+    """(normalised name, requirement without its marker), or None when the marker excludes the target."""
     requirement = Requirement(text)
     if requirement.marker is not None and not requirement.marker.evaluate(_TARGET_ENVIRONMENT):
         return None
@@ -50,16 +55,43 @@ def _applicable(text: str) -> tuple[str, Requirement] | None:
     return canonicalize_name(requirement.name), requirement
 
 
-def requirements_by_name(packages: Sequence[str]) -> dict[str, Requirement]:
-    """The requirements that apply on the target platform, merged per normalised name."""
-    parsed = [item for item in map(_applicable, packages) if item is not None]
-    merged = dict(parsed)
-    if len(merged) < len(parsed):  # rare: several lines for one package
-        for name in merged:
-            same = tuple(line for line in packages if (other := _applicable(line)) and other[0] == name)
-            if len(same) > 1:
-                merged[name] = _merged(same)
-    return merged
+Line = str | tuple[str, ...]
+"""A requirement as written: one line, or the lines that name the same package (merged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSet:
+    """The packages that apply on the image's platform: one `Line` per normalised name."""
+
+    lines: dict[str, Line]
+    values: frozenset[Line]
+    """`lines.values()` (a line determines its name), interned: an edge whose child's lines the
+    parent has verbatim is covered, and that subset test is pointer comparisons in C."""
+
+
+def package_set(packages: Sequence[str]) -> PackageSet:
+    """Parse `packages`; ValueError names the first that is not a PEP 508 requirement."""
+    parsed: list[tuple[str, str]] = []
+    for index, text in enumerate(packages):
+        try:
+            applicable = _applicable(text)
+        except (InvalidRequirement, TypeError) as error:
+            reason = str(error).splitlines()[0] if isinstance(error, InvalidRequirement) else "not a string"
+            raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from None
+        if applicable is not None:
+            parsed.append((applicable[0], sys.intern(text)))
+    lines: dict[str, Line] = dict(parsed)
+    if len(lines) < len(parsed):  # rare: several lines for one package
+        for name in lines:
+            same = tuple(text for other, text in parsed if other == name)
+            lines[name] = same if len(same) > 1 else same[0]
+    return PackageSet(lines, frozenset(lines.values()))
+
+
+def _requirement(line: Line) -> Requirement:
+    if isinstance(line, str):
+        return _applicable(line)[1]  # type: ignore[index]  # only applicable lines are kept
+    return _merged(line)
 
 
 @cache
@@ -76,42 +108,32 @@ def _merged(texts: tuple[str, ...]) -> Requirement:
 
 def coverage_problems(parent: Sequence[str], child: Sequence[str]) -> list[CoverageProblem]:
     """Why the `parent` package list does not cover the `child` one (empty when it does)."""
-    return missing_coverage(requirements_by_name(parent), requirements_by_name(child))
+    return missing_coverage(package_set(parent), package_set(child))
 
 
-def missing_coverage(have: dict[str, Requirement], need: dict[str, Requirement]) -> list[CoverageProblem]:
-    """`coverage_problems` for lists already merged by `requirements_by_name`."""
+def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem]:
+    """`coverage_problems` for parsed package sets, in the order of the child's packages."""
     problems: list[CoverageProblem] = []
-    if need.items() <= have.items():  # every line of the child appears in the parent (C-speed path)
+    if need.values <= have.values:
         return problems
-    for name, needed in need.items():
-        present = have.get(name)
-        if present is not needed:  # the same line on both sides covers itself
-            problems.extend(_pair_problems(name, present, needed))
+    present_lines = have.lines
+    for name, line in need.lines.items():
+        present = present_lines.get(name)
+        if present != line:  # a line present on both sides covers itself
+            problems.extend(_line_problems(name, present, line))
     return problems
 
 
-_PAIRS: dict[tuple[int, int], tuple[Requirement | None, Requirement, tuple[CoverageProblem, ...]]] = {}
-
-
-def _pair_problems(
-    name: str, present: Requirement | None, needed: Requirement
-) -> tuple[CoverageProblem, ...]:
-    """Problems of one requirement pair, memoised by object identity (the entry keeps both alive)."""
-    key = (id(present), id(needed))
-    hit = _PAIRS.get(key)
-    if hit is not None and hit[0] is present and hit[1] is needed:
-        return hit[2]
-    problems = _compare(name, present, needed)
-    _PAIRS[key] = (present, needed, problems)
-    return problems
+@cache
+def _line_problems(name: str, present: Line | None, needed: Line) -> tuple[CoverageProblem, ...]:
+    return _compare(name, None if present is None else _requirement(present), _requirement(needed))
 
 
 def clear_caches() -> None:
     """Forget parsed requirements and compared pairs (benchmarks measure cold runs with it)."""
     _applicable.cache_clear()
     _merged.cache_clear()
-    _PAIRS.clear()
+    _line_problems.cache_clear()
 
 
 def _compare(name: str, present: Requirement | None, needed: Requirement) -> tuple[CoverageProblem, ...]:

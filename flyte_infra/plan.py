@@ -11,18 +11,20 @@ __all__ = ["build_plan"]
 
 def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
     """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks."""
+    order = graph.order
     environments = {}
-    for name in graph.order:
+    for name, dependencies in zip(order, map(graph.dependencies.__getitem__, order), strict=True):
         environment = graph.environments[name]
-        requests, limits = environment.resources.requests_and_limits()
-        gpu = environment.resources.gpu
+        resources = environment.resources
+        requests, limits = resources.requests_and_limits()
+        gpu = resources.gpu
         environments[name] = {
             "image": environment.image,
             "packages": list(environment.packages),
-            "depends_on": list(graph.dependencies[name]),
+            "depends_on": list(dependencies),
             "requests": requests,
             "limits": limits,
-            "gpu": str(gpu) if gpu else None,
+            "gpu": None if gpu is None else str(gpu),
             "tasks": sorted(environment.tasks),
         }
-    return {"order": graph.order, "waves": [list(wave) for wave in graph.waves], "environments": environments}
+    return {"order": order, "waves": [list(wave) for wave in graph.waves], "environments": environments}

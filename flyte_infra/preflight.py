@@ -10,15 +10,13 @@ from typing import Any
 
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
-from .graph import EnvironmentGraph, discover, edges_of, graph_of, reachable
-from .packages import missing_coverage, requirements_by_name
+from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
+from .packages import missing_coverage
 from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
 
 __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
 
-Edges = Mapping[str, tuple[str, ...]]
-"""Environment name -> the names in its depends_on."""
 Calls = Mapping["Task[Any]", list["Task[Any]"]]
 """Each task -> the tasks its body calls."""
 
@@ -68,18 +66,17 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
 
     Duplicate names raise DuplicateEnvironmentError at once (nothing else can be named reliably).
     """
-    environments = discover(roots)
+    environments, edges = discover_edges(roots)
     findings: list[Finding] = []
     graph: EnvironmentGraph | None
     try:
-        graph = graph_of(environments)
+        graph = ordered(environments, edges)
     except CycleError as cycle:
         graph = None
         findings.append(
             Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
         )
-    edges = graph.dependencies if graph else edges_of(environments)
-    calls = {task: called_tasks(task) for env in environments for task in env.tasks.values()}
+    calls = {task: called_tasks(task) for env in environments.values() for task in env.tasks.values()}
     findings.extend(_package_findings(environments, edges))
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
@@ -115,16 +112,14 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
             )
 
 
-def _package_findings(environments: list[TaskEnvironment], edges: Edges) -> Iterator[Finding]:
-    requirements = {
-        environment.name: requirements_by_name(environment.packages) for environment in environments
-    }
+def _package_findings(environments: Mapping[str, TaskEnvironment], edges: Edges) -> Iterator[Finding]:
+    package_sets = {name: environment.package_set for name, environment in environments.items()}
     for parent, children in edges.items():
-        have = requirements[parent]
-        lines = have.items()
+        have = package_sets[parent]
+        lines = have.values
         for child in children:
-            need = requirements[child]
-            if need.items() <= lines:  # the usual case, at C speed: the parent has every child line
+            need = package_sets[child]
+            if need.values <= lines:  # the usual case, at C speed: the parent has every child line
                 continue
             for problem in missing_coverage(have, need):
                 yield Finding(

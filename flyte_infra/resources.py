@@ -173,6 +173,9 @@ def _quantity_or_range(value: Any) -> Any:
     return None if value is None else _quantity(value)
 
 
+_KUBERNETES_NAMES = ("cpu", "memory", "ephemeral-storage")
+"""The Kubernetes resource names of `Resources.cpu`, `.memory` and `.disk`."""
+
 QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quantity_or_range)]
 
 
@@ -208,12 +211,15 @@ class Resources(SpecModel):
         """
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
-        for key, value in (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.disk)):
+        for key, value in zip(_KUBERNETES_NAMES, (self.cpu, self.memory, self.disk), strict=True):
             if value is None:
                 continue
-            request, limit = value if isinstance(value, tuple) else (value, value)
-            requests[key], limits[key] = request, limit
-        if self.gpu is not None:
-            resource = gpu_resource or self.gpu.resource_name
-            requests[resource] = limits[resource] = str(self.gpu.count)
+            if isinstance(value, tuple):
+                requests[key], limits[key] = value
+            else:
+                requests[key] = limits[key] = value
+        gpu = self.gpu
+        if gpu is not None:
+            resource = gpu_resource or gpu.resource_name
+            requests[resource] = limits[resource] = str(gpu.count)
         return requests, limits

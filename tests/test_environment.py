@@ -184,3 +184,15 @@ def test_hints_that_cannot_travel_as_json_are_one_line_errors():
     ) as info:
         encode_arguments(weird, (1,), {})
     assert "\n" not in str(info.value)
+
+
+def test_tasks_are_read_only_outside_the_decorator():
+    env = TaskEnvironment("ro")
+
+    @env.task
+    def step() -> int:
+        return 1
+
+    assert list(env.tasks) == ["step"]
+    with pytest.raises(TypeError):
+        env.tasks["other"] = step  # type: ignore[index]

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from flyte_infra import PreflightError, TaskEnvironment
+from flyte_infra import InvalidSpecError, PreflightError, TaskEnvironment
 from flyte_infra.preflight import called_tasks, preflight
 
 from .fixtures import helper_tasks
@@ -134,3 +134,15 @@ def test_a_task_nothing_calls_with_hints_that_cannot_travel_is_an_error():
 
     (finding,) = preflight([service]).findings
     assert (finding.severity, finding.subject) == ("error", "task 'main_task'")
+
+
+def test_packages_changed_after_construction_are_what_preflight_checks():
+    child = TaskEnvironment("child", packages=["numpy>=1.24"])
+    parent = TaskEnvironment("parent", packages=["numpy==1.26.4"], depends_on=[child])
+    child.packages.append("pandas")
+    assert [f.subject for f in preflight([parent]).errors] == ["package 'pandas'"]
+    parent.packages = ["numpy==1.26.4", "pandas==2.2.2"]
+    assert preflight([parent]).ok
+    parent.packages.append("not a requirement!")
+    with pytest.raises(InvalidSpecError, match=r"'parent': packages: \[2\] 'not a requirement!'"):
+        preflight([parent])
