@@ -34,6 +34,11 @@ SPECIFIERS = ("", ">=1.0", "==2.1.0", "<3", "~=2.0", ">=2,<2.5")
 PIN = "==2.1.0"  # satisfies every specifier above
 
 
+def rounds(size: int) -> int:
+    """Timed rounds per measurement: a shared VM is noisy, and small graphs are cheap to repeat."""
+    return max(11, 50_000 // size)
+
+
 def generate(size: int, seed: int = 7, faulty_every: int | None = 100) -> list[TaskEnvironment]:
     """`size` environments; every `faulty_every`-th misses an inherited package (None: none does)."""
     rng = random.Random(seed)
@@ -59,16 +64,19 @@ def generate(size: int, seed: int = 7, faulty_every: int | None = 100) -> list[T
     return environments
 
 
-def best_of(runs: int, action: Callable[[], object]) -> float:
-    timings = []
+def best_of(runs: int, *actions: Callable[[], object]) -> list[float]:
+    """The fastest of `runs` timings of each action, taken in rounds (a, b, a, b, ...) so that a
+    slow stretch of a shared machine weighs on all of them alike."""
+    timings: list[list[float]] = [[] for _ in actions]
     for _ in range(runs):
-        gc.collect()
-        gc.disable()  # as timeit does: a collection landing in one run is noise, not the code's cost
-        start = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - start)
-        gc.enable()
-    return min(timings)
+        for action, times in zip(actions, timings, strict=True):
+            gc.collect()
+            gc.disable()  # as timeit does: a collection landing in one run is noise, not the code's cost
+            start = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - start)
+            gc.enable()
+    return [min(times) for times in timings]
 
 
 def bare_graphlib(dependencies: dict[str, tuple[str, ...]]) -> None:
@@ -87,7 +95,7 @@ def ours(environments: list[TaskEnvironment]) -> int:
 
 
 def phases(environments: list[TaskEnvironment]) -> dict[str, float]:
-    """Seconds of each part of `ours`, each the best of five cold runs."""
+    """Seconds of each part of `ours`, each the best of `rounds` cold runs."""
     discovered = discover_edges(environments)
     graph = ordered(*discovered)
 
@@ -95,15 +103,14 @@ def phases(environments: list[TaskEnvironment]) -> dict[str, float]:
         clear_caches()
         preflight(environments)
 
-    whole = best_of(5, checks)
-    found = best_of(5, lambda: discover_edges(environments))
-    sorted_ = best_of(5, lambda: ordered(*discovered))
-    return {
-        "discover": found,
-        "order": sorted_,
-        "checks": whole - found - sorted_,
-        "plan": best_of(5, lambda: build_plan(graph)),
-    }
+    whole, found, sorted_, plan = best_of(
+        rounds(len(environments)),
+        checks,
+        lambda: discover_edges(environments),
+        lambda: ordered(*discovered),
+        lambda: build_plan(graph),
+    )
+    return {"discover": found, "order": sorted_, "checks": whole - found - sorted_, "plan": plan}
 
 
 def main(sizes: list[int]) -> None:
@@ -116,8 +123,8 @@ def main(sizes: list[int]) -> None:
         dependencies = {env.name: tuple(dep.name for dep in env.depends_on) for env in environments}
         edges = sum(map(len, dependencies.values()))
         errors = ours(environments)
-        ours_seconds = best_of(5, functools.partial(ours, environments))
-        bare_seconds = best_of(5, functools.partial(bare_graphlib, dependencies))
+        run_bare = functools.partial(bare_graphlib, dependencies)
+        ours_seconds, bare_seconds = best_of(rounds(size), functools.partial(ours, environments), run_bare)
         print(
             f"{size:>7} {edges:>7} {errors:>6} {ours_seconds * 1e3:>12.1f} ms {bare_seconds * 1e3:>7.1f} ms"
             f" {ours_seconds / bare_seconds:>6.2f} {ours_seconds / size * 1e6:>6.1f} us"

@@ -61,7 +61,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print("deploy order: " + " -> ".join(summary["order"]))
     for number, wave in enumerate(summary["waves"], start=1):
         print(f"wave {number}: {', '.join(wave)}")
-    for name, details in summary["environments"].items():
+    for name in summary["order"]:
+        details = summary["environments"][name]
         print(f"\n{name}")
         print(f"  image:      {details['image']}")
         print(f"  packages:   {', '.join(details['packages']) or '-'}")

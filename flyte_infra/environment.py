@@ -92,7 +92,7 @@ class TaskEnvironment(SpecModel):
     @classmethod
     def _check_packages(cls, value: list[str]) -> list[str]:
         package_set(value)
-        return value
+        return [sys.intern(package) for package in value]  # one string per distinct line, program-wide
 
     @field_validator("depends_on", mode="before")
     @classmethod

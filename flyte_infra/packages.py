@@ -67,11 +67,13 @@ class PackageSet:
     values: frozenset[Line]
     """`lines.values()` (a line determines its name), interned: an edge whose child's lines the
     parent has verbatim is covered, and that subset test is pointer comparisons in C."""
+    requirements: dict[str, Requirement]
+    """Each line parsed, without its marker (merged where several lines name one package)."""
 
 
 def package_set(packages: Sequence[str]) -> PackageSet:
     """Parse `packages`; ValueError names the first that is not a PEP 508 requirement."""
-    parsed: list[tuple[str, str]] = []
+    parsed: list[tuple[str, str, Requirement]] = []
     for index, text in enumerate(packages):
         try:
             applicable = _applicable(text)
@@ -79,22 +81,17 @@ def package_set(packages: Sequence[str]) -> PackageSet:
             reason = str(error).splitlines()[0] if isinstance(error, InvalidRequirement) else "not a string"
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from None
         if applicable is not None:
-            parsed.append((applicable[0], sys.intern(text)))
-    lines: dict[str, Line] = dict(parsed)
+            parsed.append((applicable[0], sys.intern(text), applicable[1]))
+    lines: dict[str, Line] = {name: text for name, text, _ in parsed}
+    requirements = {name: requirement for name, _, requirement in parsed}
     if len(lines) < len(parsed):  # rare: several lines for one package
         for name in lines:
-            same = tuple(text for other, text in parsed if other == name)
-            lines[name] = same if len(same) > 1 else same[0]
-    return PackageSet(lines, frozenset(lines.values()))
+            same = tuple(text for other, text, _ in parsed if other == name)
+            if len(same) > 1:
+                lines[name], requirements[name] = same, _merged(same)
+    return PackageSet(lines, frozenset(lines.values()), requirements)
 
 
-def _requirement(line: Line) -> Requirement:
-    if isinstance(line, str):
-        return _applicable(line)[1]  # type: ignore[index]  # only applicable lines are kept
-    return _merged(line)
-
-
-@cache
 def _merged(texts: tuple[str, ...]) -> Requirement:
     """One requirement for several lines naming the same package (specifiers and extras combined)."""
     requirements = [parsed[1] for parsed in map(_applicable, texts) if parsed is not None]
@@ -120,20 +117,22 @@ def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem
     for name, line in need.lines.items():
         present = present_lines.get(name)
         if present != line:  # a line present on both sides covers itself
-            problems.extend(_line_problems(name, present, line))
+            key = (present, line)  # the needed line determines the name
+            found = _PROBLEMS.get(key)
+            if found is None:
+                found = _PROBLEMS[key] = _compare(name, have.requirements.get(name), need.requirements[name])
+            problems.extend(found)
     return problems
 
 
-@cache
-def _line_problems(name: str, present: Line | None, needed: Line) -> tuple[CoverageProblem, ...]:
-    return _compare(name, None if present is None else _requirement(present), _requirement(needed))
+_PROBLEMS: dict[tuple[Line | None, Line], tuple[CoverageProblem, ...]] = {}
+"""Problems of a (present, needed) pair of lines, computed once per program."""
 
 
 def clear_caches() -> None:
     """Forget parsed requirements and compared pairs (benchmarks measure cold runs with it)."""
     _applicable.cache_clear()
-    _merged.cache_clear()
-    _line_problems.cache_clear()
+    _PROBLEMS.clear()
 
 
 def _compare(name: str, present: Requirement | None, needed: Requirement) -> tuple[CoverageProblem, ...]:

@@ -10,21 +10,25 @@ __all__ = ["build_plan"]
 
 
 def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
-    """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks."""
-    order = graph.order
+    """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks.
+
+    Environments come in discovery order (roots first: about the order the program created them,
+    which walks memory in order); `order` is the deploy order. Lists are the plan's own; tuples
+    (depends_on) are the graph's, shared since they cannot change.
+    """
+    dependencies_of = graph.dependencies
     environments = {}
-    for name, dependencies in zip(order, map(graph.dependencies.__getitem__, order), strict=True):
-        environment = graph.environments[name]
+    for name, environment in graph.environments.items():
         resources = environment.resources
         requests, limits = resources.requests_and_limits()
         gpu = resources.gpu
         environments[name] = {
             "image": environment.image,
             "packages": list(environment.packages),
-            "depends_on": list(dependencies),
+            "depends_on": dependencies_of[name],
             "requests": requests,
             "limits": limits,
             "gpu": None if gpu is None else str(gpu),
             "tasks": sorted(environment.tasks),
         }
-    return {"order": order, "waves": [list(wave) for wave in graph.waves], "environments": environments}
+    return {"order": graph.order, "waves": [list(wave) for wave in graph.waves], "environments": environments}

@@ -173,9 +173,6 @@ def _quantity_or_range(value: Any) -> Any:
     return None if value is None else _quantity(value)
 
 
-_KUBERNETES_NAMES = ("cpu", "memory", "ephemeral-storage")
-"""The Kubernetes resource names of `Resources.cpu`, `.memory` and `.disk`."""
-
 QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quantity_or_range)]
 
 
@@ -211,7 +208,7 @@ class Resources(SpecModel):
         """
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
-        for key, value in zip(_KUBERNETES_NAMES, (self.cpu, self.memory, self.disk), strict=True):
+        for key, value in (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.disk)):
             if value is None:
                 continue
             if isinstance(value, tuple):
