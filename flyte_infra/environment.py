@@ -69,13 +69,13 @@ class TaskEnvironment(SpecModel):
 
     _tasks: dict[str, Task[Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
-    _package_set: tuple[tuple[str, ...], PackageSet] | None = PrivateAttr(default=None)
+    _package_set: tuple[list[str], PackageSet] | None = PrivateAttr(default=None)
 
     def __init__(self, name: str, image: str = DEFAULT_IMAGE, **fields: Any) -> None:
         super().__init__(name=name, image=image, **fields)
         self._defined_at = _caller_location()
         self._check_dependencies(self.depends_on)
-        self._package_set = (tuple(self.packages), package_set(self.packages))  # parsed once, here
+        self.package_set  # noqa: B018  # parsed once, here, and kept
 
     @classmethod
     def _spec_owner(cls, data: dict[str, Any]) -> str:
@@ -140,11 +140,11 @@ class TaskEnvironment(SpecModel):
     def package_set(self) -> PackageSet:
         """`packages` parsed: the lines that apply in a Linux image, by normalised name."""
         private = self.__pydantic_private__ or {}
-        packages = tuple(self.packages)
-        cached: tuple[tuple[str, ...], PackageSet] | None = private["_package_set"]
-        if cached is None or cached[0] != packages:  # `packages` was changed after construction
+        packages = self.packages
+        cached: tuple[list[str], PackageSet] | None = private["_package_set"]
+        if cached is None or cached[0] != packages:  # first use, or `packages` changed since
             try:
-                cached = private["_package_set"] = (packages, package_set(packages))
+                cached = private["_package_set"] = (list(packages), package_set(packages))
             except ValueError as error:
                 raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from None
         return cached[1]

@@ -11,7 +11,7 @@ from typing import Any
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
 from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
-from .packages import missing_coverage
+from .packages import PackageSet, missing_coverage
 from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
 
@@ -76,8 +76,13 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         findings.append(
             Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
         )
-    calls = {task: called_tasks(task) for env in environments.values() for task in env.tasks.values()}
-    findings.extend(_package_findings(environments, edges))
+    package_sets: dict[str, PackageSet] = {}
+    calls: dict[Task[Any], list[Task[Any]]] = {}
+    for name, environment in environments.items():
+        package_sets[name] = environment.package_set
+        for task in environment.tasks.values():
+            calls[task] = called_tasks(task)
+    findings.extend(_package_findings(package_sets, edges))
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
     return PreflightReport(graph, findings)
@@ -112,8 +117,7 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
             )
 
 
-def _package_findings(environments: Mapping[str, TaskEnvironment], edges: Edges) -> Iterator[Finding]:
-    package_sets = {name: environment.package_set for name, environment in environments.items()}
+def _package_findings(package_sets: Mapping[str, PackageSet], edges: Edges) -> Iterator[Finding]:
     for parent, children in edges.items():
         have = package_sets[parent]
         lines = have.values
