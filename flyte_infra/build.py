@@ -6,6 +6,7 @@ The same Dockerfiles and contexts as the Pulumi component; for pipelines that de
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,13 +20,17 @@ from .settings import StackSettings
 __all__ = ["build_image", "build_images"]
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+"""Colour codes (pip colours its errors) that would garble a one-line message."""
+
+
 def _docker(*args: str, timeout: float = 1800) -> str:
     try:
         completed = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         raise FlyteInfraError("the docker CLI is not installed") from None
     if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-5:]
+        tail = _ANSI_ESCAPE.sub("", completed.stderr).strip().splitlines()[-5:]
         raise FlyteInfraError(f"docker {args[0]} failed: {' | '.join(tail)}")
     return completed.stdout.strip()
 

@@ -18,12 +18,14 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 __all__ = [
+    "RUNTIME_REQUIREMENTS",
     "CoverageProblem",
     "PackageSet",
     "clear_caches",
     "coverage_problems",
     "missing_coverage",
     "package_set",
+    "runtime_conflicts",
 ]
 
 _TARGET_ENVIRONMENT: dict[str, str] = {
@@ -129,6 +131,28 @@ _PROBLEMS: dict[tuple[Line | None, Line], tuple[CoverageProblem, ...]] = {}
 """Problems of a (present, needed) pair of lines, computed once per program."""
 
 
+RUNTIME_REQUIREMENTS = ("pydantic>=2.6,<3", "packaging>=24")
+"""What the worker needs beside the standard library to import flyte_infra."""
+_RUNTIME = package_set(RUNTIME_REQUIREMENTS)
+
+
+def runtime_conflicts(packages: PackageSet) -> list[CoverageProblem]:
+    """Packages pinned or bounded to versions the worker runtime cannot run with.
+
+    An image installs RUNTIME_REQUIREMENTS, then the environment's packages, which would replace
+    them; a range that overlaps the runtime's is left to pip, which resolves both together.
+    """
+    problems = []
+    for name, needed in _RUNTIME.requirements.items():
+        present = packages.requirements.get(name)
+        if present is None or present.url:
+            continue
+        problem = _specifier_problem(name, present.specifier, needed.specifier, "the worker runtime's")
+        if problem is not None and problem.severity == "error":
+            problems.append(problem)
+    return problems
+
+
 def clear_caches() -> None:
     """Forget parsed requirements and compared pairs (benchmarks measure cold runs with it)."""
     _applicable.cache_clear()
@@ -162,7 +186,9 @@ def _compare(name: str, present: Requirement | None, needed: Requirement) -> tup
     return tuple(problems)
 
 
-def _specifier_problem(name: str, have: SpecifierSet, need: SpecifierSet) -> CoverageProblem | None:
+def _specifier_problem(
+    name: str, have: SpecifierSet, need: SpecifierSet, whose: str = "the dependency's"
+) -> CoverageProblem | None:
     if not need:
         return None
     pin = _pinned_version(have)
@@ -172,7 +198,7 @@ def _specifier_problem(name: str, have: SpecifierSet, need: SpecifierSet) -> Cov
         return CoverageProblem(
             "error",
             name,
-            f"pinned to {have}, which the dependency's '{name}{need}' rejects",
+            f"pinned to {have}, which {whose} '{name}{need}' rejects",
             f"pin a version that satisfies '{need}'",
         )
     have_range, need_range = _Range.of(have), _Range.of(need)
@@ -182,14 +208,14 @@ def _specifier_problem(name: str, have: SpecifierSet, need: SpecifierSet) -> Cov
         return CoverageProblem(
             "error",
             name,
-            f"'{name}{have}' and the dependency's '{name}{need}' have no version in common",
+            f"'{name}{have}' and {whose} '{name}{need}' have no version in common",
             f"require '{name}{need}'",
         )
     if not have_range.within(need_range):
         return CoverageProblem(
             "warning",
             name,
-            f"'{name}{have}' admits versions the dependency's '{name}{need}' rejects",
+            f"'{name}{have}' admits versions {whose} '{name}{need}' rejects",
             f"narrow it to '{name}{need}' or pin a version",
         )
     return None

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from flyte_infra import TaskEnvironment
-from flyte_infra.dockerfile import image_spec, write_build_context
+from flyte_infra.dockerfile import RUNTIME_REQUIREMENTS, image_spec, write_build_context
 from flyte_infra.loader import load_program
 from flyte_infra.settings import load_stack_settings
 
@@ -43,7 +43,9 @@ def test_dockerfile():
         "FROM 127.0.0.1:5000/base:1\n"
         "RUN pip install --no-cache-dir --no-compile --disable-pip-version-check 'pydantic>=2.6,<3' "
         "'packaging>=24'\n"
-        "RUN pip install --no-cache-dir --disable-pip-version-check 'six>=1.16'\n"
+        "# the runtime's requirements again: pip resolves them with the packages, or fails the build\n"
+        "RUN pip install --no-cache-dir --disable-pip-version-check 'pydantic>=2.6,<3' 'packaging>=24' "
+        "'six>=1.16'\n"
         "COPY runtime/ /opt/flyte-infra/runtime/\n"
         "COPY code/ /opt/flyte-infra/code/\n"
         "ENV PYTHONPATH=/opt/flyte-infra/runtime:/opt/flyte-infra/code PYTHONUNBUFFERED=1 "
@@ -59,8 +61,8 @@ def test_packages_are_shell_quoted_and_omitted_when_empty():
     program, _ = example()
     packages = ["numpy>=1.26; python_version >= '3.10'", "requests[socks]==2.32.3", "six"]
     tricky = TaskEnvironment("tricky", packages=packages)
-    line = image_spec(tricky, program, stack()).dockerfile.splitlines()[3]
-    assert shlex.split(line)[5:] == packages
+    line = image_spec(tricky, program, stack()).dockerfile.splitlines()[4]
+    assert shlex.split(line)[5:] == [*RUNTIME_REQUIREMENTS, *packages]
     bare = image_spec(TaskEnvironment("bare"), program, stack()).dockerfile
     assert bare.count("RUN pip install") == 1 and "FROM python:3.11-slim-bookworm\n" in bare
 

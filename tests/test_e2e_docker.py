@@ -145,3 +145,16 @@ def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp
     with pytest.raises(FlyteInfraError, match=rf"TaskEnvironment 'data-prep': image: cannot get '{missing}'"):
         build_images(program, stack_for(program, missing), tmp_path / "build")
     assert not (tmp_path / "build").exists()  # no build context written, no image built
+
+
+def test_packages_that_break_what_the_runtime_needs_fail_the_build(tmp_path: Path) -> None:
+    services = require_docker_services()
+    module = tmp_path / "clash.py"
+    module.write_text(  # pydantic>=2.6 needs typing-extensions>=4.6.1: pip must refuse, not downgrade it
+        "import flyte_infra as flyte\n"
+        "env = flyte.TaskEnvironment('clash', packages=['typing-extensions==4.5.0'])\n"
+    )
+    program = load_program(str(module))
+    assert preflight(program.environments).ok  # not one of the runtime's own requirements
+    with pytest.raises(FlyteInfraError, match=r"docker build failed: .*ERROR: ResolutionImpossible"):
+        build_images(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path / "build")

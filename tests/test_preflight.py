@@ -146,3 +146,16 @@ def test_packages_changed_after_construction_are_what_preflight_checks():
     parent.packages.append("not a requirement!")
     with pytest.raises(InvalidSpecError, match=r"'parent': packages: \[2\] 'not a requirement!'"):
         preflight([parent])
+
+
+def test_packages_that_would_replace_the_runtime_s_requirements_are_errors():
+    legacy = TaskEnvironment("legacy", packages=["pydantic==1.10.13", "packaging<22"])
+    report = preflight([legacy])
+    assert [(f.environment, f.subject) for f in report.errors] == [
+        ("legacy", "package 'pydantic'"),
+        ("legacy", "package 'packaging'"),
+    ]
+    assert "pinned to ==1.10.13, which the worker runtime's 'pydantic<3,>=2.6' rejects" in str(
+        report.errors[0]
+    )
+    assert preflight([TaskEnvironment("modern", packages=["pydantic>=2,<2.10", "packaging"])]).ok
