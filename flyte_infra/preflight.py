@@ -79,10 +79,10 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
     package_sets: dict[str, PackageSet] = {}
     calls: dict[Task[Any], list[Task[Any]]] = {}
     for name, environment in environments.items():
-        packages = package_sets[name] = environment.package_set
-        findings.extend(_runtime_findings(name, packages))
+        package_sets[name] = environment.package_set
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
+    findings.extend(_runtime_findings(package_sets))
     findings.extend(_package_findings(package_sets, edges))
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
@@ -136,15 +136,16 @@ def _package_findings(package_sets: Mapping[str, PackageSet], edges: Edges) -> I
                 )
 
 
-def _runtime_findings(environment: str, packages: PackageSet) -> Iterator[Finding]:
-    for problem in runtime_conflicts(packages):
-        yield Finding(
-            "error",
-            environment,
-            f"package '{problem.package}'",
-            f"{problem.problem}; the worker imports flyte_infra, which needs it",
-            problem.fix,
-        )
+def _runtime_findings(package_sets: Mapping[str, PackageSet]) -> Iterator[Finding]:
+    for environment, packages in package_sets.items():
+        for problem in runtime_conflicts(packages):
+            yield Finding(
+                "error",
+                environment,
+                f"package '{problem.package}'",
+                f"{problem.problem}; the worker imports flyte_infra, which needs it",
+                problem.fix,
+            )
 
 
 def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
