@@ -70,9 +70,10 @@ def is_runtime(created_by: str) -> bool:
     """The layers flyte_infra adds to every image: its pip requirements and its runtime sources.
 
     The packages layer names the runtime's requirements too, before the packages, so the runtime's
-    own layer is the one whose command ends with them.
+    own layer is the one whose command ends with them (BuildKit appends ` # buildkit`).
     """
-    return "runtime/" in created_by or created_by.rstrip().endswith(RUNTIME_INSTALL)
+    command = created_by.strip().removesuffix("# buildkit").rstrip()
+    return "runtime/" in created_by or command.endswith(RUNTIME_INSTALL)
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ from .settings import StackSettings
 __all__ = ["build_image", "build_images"]
 
 
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-"""Colour codes (pip colours its errors) that would garble a one-line message."""
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\x1b]*(?:\x07|\x1b\\))")
+"""Terminal control sequences (pip colours its errors; some tools add links) that would garble a
+one-line message: CSI sequences such as colours, and OSC sequences such as hyperlinks."""
 
 
 def _docker(*args: str, timeout: float = 1800) -> str:
@@ -30,9 +31,18 @@ def _docker(*args: str, timeout: float = 1800) -> str:
     except FileNotFoundError:
         raise FlyteInfraError("the docker CLI is not installed") from None
     if completed.returncode != 0:
-        tail = _ANSI_ESCAPE.sub("", completed.stderr).strip().splitlines()[-5:]
-        raise FlyteInfraError(f"docker {args[0]} failed: {' | '.join(tail)}")
+        summary = _failure_summary(completed.stdout, completed.stderr)
+        raise FlyteInfraError(f"docker {args[0]} failed: {summary}")
     return completed.stdout.strip()
+
+
+def _failure_summary(stdout: str, stderr: str) -> str:
+    """The `ERROR` lines a build step printed (pip's, say), wherever the daemon streamed them, and
+    docker's own last words, on one line."""
+    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", stdout + "\n" + stderr).splitlines()]
+    errors = [line for line in lines if line.startswith("ERROR")][-3:]
+    last = [line for line in _ANSI_ESCAPE.sub("", stderr).splitlines() if line.strip()][-3:]
+    return " | ".join(dict.fromkeys(errors + [line.strip() for line in last]))
 
 
 def _require_daemon() -> None:

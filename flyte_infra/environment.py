@@ -144,7 +144,8 @@ class TaskEnvironment(SpecModel):
         cached: tuple[list[str], PackageSet] | None = private["_package_set"]
         if cached is None or cached[0] != packages:  # first use, or `packages` changed since
             try:
-                cached = private["_package_set"] = (list(packages), package_set(packages))
+                parsed = package_set(packages)  # ValueError unless a list of requirements
+                cached = private["_package_set"] = (list(packages), parsed)
             except ValueError as error:
                 raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from None
         return cached[1]

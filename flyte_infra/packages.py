@@ -75,15 +75,20 @@ class PackageSet:
 
 def package_set(packages: Sequence[str]) -> PackageSet:
     """Parse `packages`; ValueError names the first that is not a PEP 508 requirement."""
+    if not isinstance(packages, (list, tuple)):
+        raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
     parsed: list[tuple[str, str, Requirement]] = []
     for index, text in enumerate(packages):
+        if not isinstance(text, str):
+            raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
+        text = sys.intern(str(text))  # str(): a str subclass cannot be interned
         try:
             applicable = _applicable(text)
-        except (InvalidRequirement, TypeError) as error:
-            reason = str(error).splitlines()[0] if isinstance(error, InvalidRequirement) else "not a string"
+        except InvalidRequirement as error:
+            reason = str(error).splitlines()[0]
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from None
         if applicable is not None:
-            parsed.append((applicable[0], sys.intern(text), applicable[1]))
+            parsed.append((applicable[0], text, applicable[1]))
     lines: dict[str, Line] = {name: text for name, text, _ in parsed}
     requirements = {name: requirement for name, _, requirement in parsed}
     if len(lines) < len(parsed):  # rare: several lines for one package
@@ -163,9 +168,9 @@ def _compare(name: str, present: Requirement | None, needed: Requirement) -> tup
     if present is None:
         return (CoverageProblem("error", name, f"missing (needs '{needed}')", f"add '{needed}'"),)
     problems = []
-    missing_extras = needed.extras - present.extras
+    missing_extras = _extras(needed) - _extras(present)
     if missing_extras:
-        extras = ",".join(sorted(present.extras | needed.extras))
+        extras = ",".join(sorted(_extras(present) | missing_extras))
         lacking = ", ".join(sorted(missing_extras))
         problems.append(
             CoverageProblem(
@@ -184,6 +189,11 @@ def _compare(name: str, present: Requirement | None, needed: Requirement) -> tup
     if problem is not None:
         problems.append(problem)
     return tuple(problems)
+
+
+def _extras(requirement: Requirement) -> set[str]:
+    """Extras compare normalised (PEP 685): `SOCKS` and `socks`, `a_b` and `a-b` are the same."""
+    return {canonicalize_name(extra) for extra in requirement.extras}
 
 
 def _specifier_problem(

@@ -13,8 +13,7 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
     """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks.
 
     Environments come in discovery order (roots first: about the order the program created them,
-    which walks memory in order); `order` is the deploy order. Lists are the plan's own; tuples
-    (depends_on) are the graph's, shared since they cannot change.
+    which walks memory in order); `order` is the deploy order. Every list is the plan's own.
     """
     dependencies_of = graph.dependencies
     environments = {}
@@ -25,7 +24,7 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
         environments[name] = {
             "image": environment.image,
             "packages": list(environment.packages),
-            "depends_on": dependencies_of[name],
+            "depends_on": list(dependencies_of[name]),
             "requests": requests,
             "limits": limits,
             "gpu": None if gpu is None else str(gpu),

@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from flyte_infra import FlyteInfraError
-from flyte_infra.build import build_images
+from flyte_infra.build import _failure_summary, build_images
 
 from .stacks import example, stack
 
@@ -22,3 +22,12 @@ def test_build_without_the_docker_cli_says_so(monkeypatch, tmp_path):
     program, _ = example()
     with pytest.raises(FlyteInfraError, match="the docker CLI is not installed"):
         build_images(program, stack(), tmp_path / "contexts")
+
+
+def test_a_failed_build_is_summed_up_by_its_error_lines_without_colour_codes():
+    stdout = "Step 4/9 : RUN pip install x\n\x1b[91mERROR: Cannot install x==1 and y==2\x1b[0m\nnoise\n"
+    link = "\x1b]8;;https://pip.pypa.io\x1b\\ERROR: ResolutionImpossible\x1b]8;;\x1b\\"
+    stderr = f"{link}\n\nThe command returned 1\n"
+    assert _failure_summary(stdout, stderr) == (
+        "ERROR: Cannot install x==1 and y==2 | ERROR: ResolutionImpossible | The command returned 1"
+    )

@@ -4,6 +4,7 @@ import pytest
 
 from flyte_infra import CycleError, DuplicateEnvironmentError, TaskEnvironment
 from flyte_infra.graph import build_graph, discover
+from flyte_infra.plan import build_plan
 
 
 def diamond():
@@ -62,3 +63,13 @@ def test_order_matches_a_plain_graphlib_sort():
         assert all(position[dep] < position[name] for dep in deps)
     static = list(graphlib.TopologicalSorter(graph.dependencies).static_order())
     assert sorted(static) == sorted(graph.order)
+
+
+def test_the_plan_is_plain_data_in_discovery_order_with_the_deploy_order_beside_it():
+    *_, top = diamond()
+    plan = build_plan(build_graph([top]))
+    assert plan["order"] == ["base", "left", "right", "top"]
+    assert list(plan["environments"]) == ["top", "left", "base", "right"]
+    assert plan["environments"]["top"]["depends_on"] == ["left", "right"]
+    plan["environments"]["top"]["depends_on"].append("mutated")
+    assert build_plan(build_graph([top]))["environments"]["top"]["depends_on"] == ["left", "right"]

@@ -19,6 +19,8 @@ def problems(parent, child):
         (["torch"], ["torch; sys_platform == 'win32'"]),  # marker does not apply in a Linux image
         ([], ["colorama; os_name == 'nt'"]),
         (["attrs>=23", "attrs<24"], ["attrs>=23,<25"]),  # repeated names are merged
+        (["requests[SOCKS]==2.31"], ["requests[socks]"]),  # extras compare normalised (PEP 685)
+        (["apache-airflow[cncf_kubernetes]==2.9"], ["apache-airflow[cncf-kubernetes]==2.9"]),
     ],
 )
 def test_covered(parent, child):
@@ -46,3 +48,14 @@ def test_not_covered(parent, child, severity, package):
 def test_problem_text_names_the_pin_and_the_specifier():
     (problem,) = coverage_problems(("torch==2.1.0",), ("torch>=2.2",))
     assert "pinned to ==2.1.0" in problem.problem and ">=2.2" in problem.problem
+
+
+def test_a_package_list_that_is_not_a_list_of_strings_is_a_clear_error():
+    class Line(str):
+        pass
+
+    assert coverage_problems((Line("numpy==2.0"),), ("numpy>=1",)) == []  # a str subclass is a string
+    with pytest.raises(ValueError, match=r"\[1\] 3 is not a PEP 508 requirement: not a string"):
+        coverage_problems(("numpy", 3), ())
+    with pytest.raises(ValueError, match="expected a list of PEP 508 requirements, got NoneType"):
+        coverage_problems(None, ())  # type: ignore[arg-type]

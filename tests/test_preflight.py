@@ -146,6 +146,9 @@ def test_packages_changed_after_construction_are_what_preflight_checks():
     parent.packages.append("not a requirement!")
     with pytest.raises(InvalidSpecError, match=r"'parent': packages: \[2\] 'not a requirement!'"):
         preflight([parent])
+    parent.packages = None  # type: ignore[assignment]
+    with pytest.raises(InvalidSpecError, match="'parent': packages: expected a list of PEP 508"):
+        preflight([parent])
 
 
 def test_packages_that_would_replace_the_runtime_s_requirements_are_errors():
