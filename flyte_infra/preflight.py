@@ -11,7 +11,7 @@ from typing import Any
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
 from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
-from .packages import PackageSet, missing_coverage, runtime_conflicts
+from .packages import CoverageProblem, PackageSet, missing_coverage, runtime_conflicts
 from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
 
@@ -79,10 +79,12 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
     package_sets: dict[str, PackageSet] = {}
     calls: dict[Task[Any], list[Task[Any]]] = {}
     for name, environment in environments.items():
-        package_sets[name] = environment.package_set
+        packages = package_sets[name] = environment.package_set
+        conflicts = runtime_conflicts(packages)
+        if conflicts:
+            findings.extend(_runtime_findings(name, conflicts))
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
-    findings.extend(_runtime_findings(package_sets))
     findings.extend(_package_findings(package_sets, edges))
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
@@ -136,16 +138,15 @@ def _package_findings(package_sets: Mapping[str, PackageSet], edges: Edges) -> I
                 )
 
 
-def _runtime_findings(package_sets: Mapping[str, PackageSet]) -> Iterator[Finding]:
-    for environment, packages in package_sets.items():
-        for problem in runtime_conflicts(packages):
-            yield Finding(
-                "error",
-                environment,
-                f"package '{problem.package}'",
-                f"{problem.problem}; the worker imports flyte_infra, which needs it",
-                problem.fix,
-            )
+def _runtime_findings(environment: str, conflicts: list[CoverageProblem]) -> Iterator[Finding]:
+    for problem in conflicts:
+        yield Finding(
+            "error",
+            environment,
+            f"package '{problem.package}'",
+            f"{problem.problem}; the worker imports flyte_infra, which needs it",
+            problem.fix,
+        )
 
 
 def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
