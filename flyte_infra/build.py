@@ -39,10 +39,12 @@ def _docker(*args: str, timeout: float = 1800) -> str:
 def _failure_summary(stdout: str, stderr: str) -> str:
     """The `ERROR` lines a build step printed (pip's, say), wherever the daemon streamed them, and
     docker's own last words, on one line."""
-    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", stdout + "\n" + stderr).splitlines()]
-    errors = [line for line in lines if line.startswith("ERROR")][-3:]
-    last = [line for line in _ANSI_ESCAPE.sub("", stderr).splitlines() if line.strip()][-3:]
-    return " | ".join(dict.fromkeys(errors + [line.strip() for line in last]))
+    errors = [line for line in _plain_lines(stdout + "\n" + stderr) if line.startswith("ERROR")][-3:]
+    return " | ".join(dict.fromkeys(errors + _plain_lines(stderr)[-3:]))
+
+
+def _plain_lines(text: str) -> list[str]:
+    return [line.strip() for line in _ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
 
 
 def _require_daemon() -> None:

@@ -91,8 +91,8 @@ class TaskEnvironment(SpecModel):
     @field_validator("packages")
     @classmethod
     def _check_packages(cls, value: list[str]) -> list[str]:
-        package_set(value)
-        return [sys.intern(package) for package in value]  # one string per distinct line, program-wide
+        package_set(value)  # ValueError naming the first line that is not a PEP 508 requirement
+        return value
 
     @field_validator("depends_on", mode="before")
     @classmethod
