@@ -4,8 +4,8 @@ Each environment depends on up to three earlier ones. Its packages are two of it
 drawn from a pool) plus, pinned, every package of the environments it depends on, so parents cover
 children as preflight demands; one environment in a hundred drops an inherited package, so findings
 are produced and formatted too. Each environment parses its packages when it is constructed (its
-validation does) and keeps them; the comparisons of differing requirement lines, and the parse of
-their requirements, are cached and cleared before every timed run (cold).
+validation does) and keeps them, parsed; the comparisons of differing requirement lines are cached
+and cleared before every timed run (cold).
 Target: (preflight + plan) / graphlib <= 3, and linear growth from 1,000 to 10,000 environments.
 Below each size, where the time goes: discovery, ordering (`ordered`, a graphlib pass of its own
 included), the checks (preflight minus those two) and the plan, each timed on its own; and, outside
