@@ -121,8 +121,7 @@ class TaskEnvironment(SpecModel):
     def __eq__(self, other: object) -> bool:
         return self is other
 
-    def __hash__(self) -> int:
-        return id(self)
+    __hash__ = object.__hash__  # by identity, in C: graphs key dictionaries by environment
 
     def __repr__(self) -> str:
         deps = ", ".join(env.name for env in self.depends_on)

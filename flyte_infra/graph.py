@@ -6,7 +6,6 @@ import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter
 
 from .environment import TaskEnvironment
 from .errors import CycleError, DuplicateEnvironmentError
@@ -25,21 +24,19 @@ def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
 Edges = dict[str, tuple[str, ...]]
 """Each environment's name -> the names in its depends_on."""
 
-_name = attrgetter("name")
-
 
 def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvironment], Edges]:
     """`discover`'s environments by name, and their edges, in one walk."""
     found: dict[str, TaskEnvironment] = {}
-    edges: Edges = {}
+    names: dict[TaskEnvironment, str] = {}  # hashed by identity: a visited dependency is not read again
     stack = list(roots)
     stack.reverse()
     while stack:
         environment = stack.pop()
+        if environment in names:
+            continue
         name = environment.name
         known = found.get(name)
-        if known is environment:
-            continue
         if known is not None:
             raise DuplicateEnvironmentError(
                 f"two environments are named '{name}': one defined at {known.defined_at}, "
@@ -47,9 +44,10 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
                 "(clone_with(name=...) for a copy)"
             )
         found[name] = environment
-        dependencies = environment.depends_on
-        edges[name] = tuple(map(_name, dependencies))
-        stack.extend(reversed(dependencies))
+        names[environment] = name
+        stack.extend(reversed(environment.depends_on))
+    name_of = names.__getitem__
+    edges = {name: tuple(map(name_of, environment.depends_on)) for name, environment in found.items()}
     return found, edges
 
 
