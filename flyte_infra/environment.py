@@ -9,11 +9,11 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 from ._spec import ServiceName, SpecModel, dns1123_label
 from .errors import InvalidSpecError
-from .packages import PackageSet, package_set
+from .packages import PackageSet, image_python, package_set
 from .resources import Resources
 from .task import Task
 
@@ -69,7 +69,7 @@ class TaskEnvironment(SpecModel):
 
     _tasks: dict[str, Task[Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
-    _package_set: tuple[list[str], PackageSet] | None = PrivateAttr(default=None)
+    _package_set: tuple[list[str], str, PackageSet] | None = PrivateAttr(default=None)
 
     def __init__(self, name: str, image: str = DEFAULT_IMAGE, **fields: Any) -> None:
         super().__init__(name=name, image=image, **fields)
@@ -90,8 +90,9 @@ class TaskEnvironment(SpecModel):
 
     @field_validator("packages")
     @classmethod
-    def _check_packages(cls, value: list[str]) -> list[str]:
-        package_set(value)  # ValueError naming the first line that is not a PEP 508 requirement
+    def _check_packages(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # ValueError naming the first line that is not a PEP 508 requirement, or a contradiction
+        package_set(value, image_python(info.data.get("image", DEFAULT_IMAGE)))
         return value
 
     @field_validator("depends_on", mode="before")
@@ -137,17 +138,17 @@ class TaskEnvironment(SpecModel):
 
     @property
     def package_set(self) -> PackageSet:
-        """`packages` parsed: the lines that apply in a Linux image, by normalised name."""
+        """`packages` parsed: the lines that apply in the image (Linux, its CPython), by normalised name."""
         private = self.__pydantic_private__ or {}
-        packages = self.packages
-        cached: tuple[list[str], PackageSet] | None = private["_package_set"]
-        if cached is None or cached[0] != packages:  # first use, or `packages` changed since
+        packages, image = self.packages, self.image
+        cached: tuple[list[str], str, PackageSet] | None = private["_package_set"]
+        if cached is None or cached[0] != packages or cached[1] != image:  # first use, or changed since
             try:
-                parsed = package_set(packages)  # ValueError unless a list of requirements
-                cached = private["_package_set"] = (list(packages), parsed)
+                parsed = package_set(packages, image_python(image))  # ValueError: not requirements
+                cached = private["_package_set"] = (list(packages), image, parsed)
             except ValueError as error:
                 raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from None
-        return cached[1]
+        return cached[2]
 
     @property
     def defined_at(self) -> str:

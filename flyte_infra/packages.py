@@ -1,11 +1,13 @@
 """Package coverage: does a parent environment's package list satisfy a child's?
 
-Names are compared after PEP 503 normalisation; markers are evaluated for the image's platform
-(Linux, the running CPython version); version specifiers are compared as intervals with `packaging`.
+Names are compared after PEP 503 normalisation; markers are evaluated for the image (Linux, and the
+CPython its reference names, see `image_python`); version specifiers are compared as intervals with
+`packaging`.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,18 +25,47 @@ __all__ = [
     "PackageSet",
     "clear_caches",
     "coverage_problems",
+    "image_python",
     "missing_coverage",
     "package_set",
     "runtime_conflicts",
 ]
 
-_TARGET_ENVIRONMENT: dict[str, str] = {
+DEFAULT_PYTHON = "3.11"
+"""The CPython of an image whose reference does not name one: that of the default image,
+python:3.11-slim-bookworm, and of the Debian bookworm base that scripts/services.sh builds."""
+
+_LINUX: dict[str, str] = {
     **{key: str(value) for key, value in default_environment().items()},
     "sys_platform": "linux",
     "platform_system": "Linux",
     "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
     "extra": "",
 }
+_PYTHON_IMAGE = re.compile(r"(?:^|/)python:(?P<version>\d+\.\d+(?:\.\d+)?)(?=$|[-@])")
+
+
+@cache
+def image_python(image: str) -> str:
+    """The CPython version an image reference names (`python:3.12-slim` -> "3.12", `python:3.11.9`
+    -> "3.11.9"), else DEFAULT_PYTHON. Markers are evaluated for it, not for the deploying Python."""
+    match = _PYTHON_IMAGE.search(image)
+    return sys.intern(match["version"]) if match else DEFAULT_PYTHON
+
+
+@cache
+def _target_environment(python: str) -> dict[str, str]:
+    """The marker environment of a Linux image running CPython `python` ("3.11" is taken as 3.11.0)."""
+    release = python.split(".")
+    full_version = python if len(release) > 2 else f"{python}.0"
+    return {
+        **_LINUX,
+        "python_version": ".".join(release[:2]),
+        "python_full_version": full_version,
+        "implementation_version": full_version,
+    }
 
 
 @dataclass(frozen=True)
@@ -48,10 +79,11 @@ class CoverageProblem:
 
 
 @cache
-def _applicable(text: str) -> tuple[str, Requirement] | None:
-    """(normalised name, requirement without its marker), or None when the marker excludes the target."""
+def _applicable(text: str, python: str) -> tuple[str, Requirement] | None:
+    """(normalised name, requirement without its marker), or None when the marker excludes an
+    image running CPython `python`."""
     requirement = Requirement(text)
-    if requirement.marker is not None and not requirement.marker.evaluate(_TARGET_ENVIRONMENT):
+    if requirement.marker is not None and not requirement.marker.evaluate(_target_environment(python)):
         return None
     requirement.marker = None
     return canonicalize_name(requirement.name), requirement
@@ -71,10 +103,13 @@ class PackageSet:
     parent has verbatim is covered, and that subset test is pointer comparisons in C."""
     requirements: dict[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
+    python: str
+    """The CPython version the markers were evaluated for."""
 
 
-def package_set(packages: Sequence[str]) -> PackageSet:
-    """Parse `packages`; ValueError names the first that is not a PEP 508 requirement."""
+def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> PackageSet:
+    """Parse `packages` for an image running CPython `python`; ValueError names the first line that
+    is not a PEP 508 requirement, or two lines of one package that no version satisfies together."""
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
     parsed: list[tuple[str, str, Requirement]] = []
@@ -83,7 +118,7 @@ def package_set(packages: Sequence[str]) -> PackageSet:
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
         text = sys.intern(str(text))  # str(): a str subclass cannot be interned
         try:
-            applicable = _applicable(text)
+            applicable = _applicable(text, python)
         except InvalidRequirement as error:
             reason = str(error).splitlines()[0]
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from None
@@ -93,26 +128,35 @@ def package_set(packages: Sequence[str]) -> PackageSet:
     requirements = {name: requirement for name, _, requirement in parsed}
     if len(lines) < len(parsed):  # rare: several lines for one package
         for name in lines:
-            same = tuple(text for other, text, _ in parsed if other == name)
+            same = [(text, requirement) for other, text, requirement in parsed if other == name]
             if len(same) > 1:
-                lines[name], requirements[name] = same, _merged(same)
-    return PackageSet(lines, frozenset(lines.values()), requirements)
+                lines[name] = tuple(text for text, _ in same)
+                requirements[name] = _merged(packages, same)
+    return PackageSet(lines, frozenset(lines.values()), requirements, python)
 
 
-def _merged(texts: tuple[str, ...]) -> Requirement:
-    """One requirement for several lines naming the same package (specifiers and extras combined)."""
-    requirements = [parsed[1] for parsed in map(_applicable, texts) if parsed is not None]
-    combined = Requirement(str(requirements[0]))  # a fresh object: cached ones are shared
-    for requirement in requirements[1:]:
+def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:
+    """One requirement for several lines naming the same package (specifiers and extras combined);
+    ValueError when no version satisfies them all, as pip would find."""
+    combined = Requirement(str(same[0][1]))  # a fresh object: cached ones are shared
+    for count, (text, requirement) in enumerate(same[1:], start=1):
         combined.specifier &= requirement.specifier
+        if _unsatisfiable(combined.specifier):
+            earlier = " and ".join(repr(text) for text, _ in same[:count])
+            raise ValueError(
+                f"[{packages.index(text)}] {text!r} contradicts {earlier}: no version satisfies them together"
+            )
         combined.extras |= requirement.extras
         combined.url = combined.url or requirement.url
     return combined
 
 
-def coverage_problems(parent: Sequence[str], child: Sequence[str]) -> list[CoverageProblem]:
-    """Why the `parent` package list does not cover the `child` one (empty when it does)."""
-    return missing_coverage(package_set(parent), package_set(child))
+def coverage_problems(
+    parent: Sequence[str], child: Sequence[str], python: str = DEFAULT_PYTHON
+) -> list[CoverageProblem]:
+    """Why the `parent` package list does not cover the `child` one in an image running CPython
+    `python` (empty when it does)."""
+    return missing_coverage(package_set(parent, python), package_set(child, python))
 
 
 def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem]:
@@ -229,6 +273,15 @@ def _specifier_problem(
             f"narrow it to '{name}{need}' or pin a version",
         )
     return None
+
+
+def _unsatisfiable(specifiers: SpecifierSet) -> bool:
+    """No version meets every clause (as far as a pin, or the intervals, tell)."""
+    pin = _pinned_version(specifiers)
+    if pin is not None:
+        return not specifiers.contains(pin, prereleases=True)
+    interval = _Range.of(specifiers)
+    return interval is not None and interval.is_empty()
 
 
 def _pinned_version(specifiers: SpecifierSet) -> Version | None:

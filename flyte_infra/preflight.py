@@ -11,7 +11,7 @@ from typing import Any
 from .environment import TaskEnvironment
 from .errors import CycleError, PreflightError
 from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
-from .packages import CoverageProblem, PackageSet, missing_coverage, runtime_conflicts
+from .packages import CoverageProblem, PackageSet, missing_coverage, package_set, runtime_conflicts
 from .runtime.codec import TaskArgumentError, check_hints
 from .task import Task
 
@@ -85,7 +85,7 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
             findings.extend(_runtime_findings(name, conflicts))
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
-    findings.extend(_package_findings(package_sets, edges))
+    findings.extend(_package_findings(environments, package_sets, edges))
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
     return PreflightReport(graph, findings)
@@ -120,12 +120,20 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
             )
 
 
-def _package_findings(package_sets: Mapping[str, PackageSet], edges: Edges) -> Iterator[Finding]:
+def _package_findings(
+    environments: Mapping[str, TaskEnvironment], package_sets: Mapping[str, PackageSet], edges: Edges
+) -> Iterator[Finding]:
     for parent, children in edges.items():
         have = package_sets[parent]
-        lines = have.values
+        lines, python = have.values, have.python
         for child in children:
             need = package_sets[child]
+            if need.python != python:  # the child's packages, as the parent's image would install them
+                try:
+                    need = package_set(environments[child].packages, python)
+                except ValueError as error:
+                    yield _contradiction(parent, child, python, error)
+                    continue
             if need.values <= lines:  # the usual case, at C speed: the parent has every child line
                 continue
             for problem in missing_coverage(have, need):
@@ -136,6 +144,17 @@ def _package_findings(package_sets: Mapping[str, PackageSet], edges: Edges) -> I
                     f"depends on '{child}', whose packages it must include: {problem.problem}",
                     f"in '{parent}' packages, {problem.fix}",
                 )
+
+
+def _contradiction(parent: str, child: str, python: str, error: ValueError) -> Finding:
+    return Finding(
+        "error",
+        parent,
+        "packages",
+        f"depends on '{child}', whose packages contradict each other on CPython {python} "
+        f"(the Python of '{parent}''s image): {error}",
+        f"give '{child}' packages that agree on CPython {python}, or the two environments one Python",
+    )
 
 
 def _runtime_findings(environment: str, conflicts: list[CoverageProblem]) -> Iterator[Finding]:

@@ -37,6 +37,14 @@ def test_constructor_takes_every_field():
             {"name": "t", "packages": ["torch>>2"]},
             r"TaskEnvironment 't': packages: \[0\] 'torch>>2' is not a PEP 508",
         ),
+        (
+            {"name": "t", "packages": ["c==1.0", "numpy", "c>=2"]},
+            r"'t': packages: \[2\] 'c>=2' contradicts 'c==1.0': no version satisfies them together",
+        ),
+        (
+            {"name": "t", "packages": ["c>=1", "c<2", "c>=2.1"]},
+            r"packages: \[2\] 'c>=2.1' contradicts 'c>=1' and 'c<2'",
+        ),
         ({"name": "t", "image": "has space"}, "image: 'has space' is not an image reference"),
         ({"name": "t", "env_vars": {"1BAD": "x"}}, "env_vars: '1BAD' is not an environment variable name"),
         ({"name": "t", "depends_on": ["other"]}, r"depends_on: \[0\] expected a TaskEnvironment, got str"),

@@ -1,6 +1,6 @@
 import pytest
 
-from flyte_infra.packages import coverage_problems
+from flyte_infra.packages import DEFAULT_PYTHON, coverage_problems, image_python
 
 
 def problems(parent, child):
@@ -59,3 +59,29 @@ def test_a_package_list_that_is_not_a_list_of_strings_is_a_clear_error():
         coverage_problems(("numpy", 3), ())
     with pytest.raises(ValueError, match="expected a list of PEP 508 requirements, got NoneType"):
         coverage_problems(None, ())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("image", "python"),
+    [
+        ("python:3.12-slim", "3.12"),
+        ("docker.io/library/python:3.10.14-bookworm", "3.10.14"),
+        ("127.0.0.1:5000/flyte-infra/python:3.13", "3.13"),
+        ("python:3.12@sha256:" + "0" * 64, "3.12"),
+        ("python@sha256:" + "0" * 64, DEFAULT_PYTHON),  # no tag: the version is not named
+        ("python:slim", DEFAULT_PYTHON),
+        ("nvcr.io/nvidia/pytorch:24.01-py3", DEFAULT_PYTHON),
+        ("mypython:3.12", DEFAULT_PYTHON),
+    ],
+)
+def test_image_python_is_the_version_an_image_reference_names(image, python):
+    assert image_python(image) == python
+
+
+def test_markers_are_evaluated_for_the_image_s_python_not_the_deploying_one():
+    child = ["tomli>=1; python_version < '3.11'", "exceptiongroup; python_full_version < '3.11.0'"]
+    assert coverage_problems([], child, python="3.11") == []
+    assert [p.package for p in coverage_problems([], child, python="3.10")] == ["tomli", "exceptiongroup"]
+    newer = ["typing-extensions; python_version >= '3.13'"]
+    assert coverage_problems([], newer, python="3.12") == []
+    assert [p.package for p in coverage_problems([], newer, python="3.13")] == ["typing-extensions"]

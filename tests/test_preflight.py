@@ -162,3 +162,28 @@ def test_packages_that_would_replace_the_runtime_s_requirements_are_errors():
         report.errors[0]
     )
     assert preflight([TaskEnvironment("modern", packages=["pydantic>=2,<2.10", "packaging"])]).ok
+
+
+def test_markers_apply_as_in_each_image_and_the_child_s_packages_as_the_parent_installs_them():
+    backport = "tomli>=2; python_version < '3.11'"
+    assert "tomli" in TaskEnvironment("old", image="python:3.10-slim", packages=[backport]).package_set.lines
+    assert "tomli" not in TaskEnvironment("new", packages=[backport]).package_set.lines
+
+    # the child's image is 3.11, where the backport does not apply; the parent's 3.10 needs it
+    child = TaskEnvironment("child", packages=[backport])
+    parent = TaskEnvironment("parent", image="python:3.10-slim", depends_on=[child])
+    assert [(f.environment, f.subject) for f in preflight([parent]).errors] == [("parent", "package 'tomli'")]
+    # the other way round the parent's image would not install it, so it need not list it
+    child = TaskEnvironment("child", image="python:3.10-slim", packages=[backport])
+    assert preflight([TaskEnvironment("parent", depends_on=[child])]).ok
+
+
+def test_a_child_s_packages_that_contradict_on_the_parent_s_python_are_an_error():
+    child = TaskEnvironment(
+        "child", image="python:3.12-slim", packages=["c==1; python_version < '3.12'", "c>=2"]
+    )
+    parent = TaskEnvironment("parent", packages=["c==2.1"], depends_on=[child])
+    (finding,) = preflight([parent]).errors
+    assert (finding.environment, finding.subject) == ("parent", "packages")
+    assert "'child', whose packages contradict each other on CPython 3.11" in finding.message
+    assert "'c>=2' contradicts" in finding.message
