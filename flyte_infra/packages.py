@@ -98,9 +98,10 @@ class PackageSet:
     """The packages that apply on the image's platform: one `Line` per normalised name."""
 
     lines: dict[str, Line]
-    values: frozenset[Line]
-    """`lines.values()` (a line determines its name), interned: an edge whose child's lines the
-    parent has verbatim is covered, and that subset test is pointer comparisons in C."""
+    values: frozenset[str]
+    """Every line as written, interned, whether its marker applies or not: a parent that has all
+    of a child's lines verbatim installs what the child needs on any Python, and that subset test
+    is pointer comparisons in C."""
     requirements: dict[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
     python: str
@@ -113,10 +114,12 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
     parsed: list[tuple[str, str, Requirement]] = []
+    texts: list[str] = []
     for index, text in enumerate(packages):
         if not isinstance(text, str):
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
         text = sys.intern(str(text))  # str(): a str subclass cannot be interned
+        texts.append(text)
         try:
             applicable = _applicable(text, python)
         except InvalidRequirement as error:
@@ -132,7 +135,7 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
             if len(same) > 1:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
-    return PackageSet(lines, frozenset(lines.values()), requirements, python)
+    return PackageSet(lines, frozenset(texts), requirements, python)
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:

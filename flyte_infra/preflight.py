@@ -125,17 +125,17 @@ def _package_findings(
 ) -> Iterator[Finding]:
     for parent, children in edges.items():
         have = package_sets[parent]
-        lines, python = have.values, have.python
+        lines = have.values
         for child in children:
             need = package_sets[child]
-            if need.python != python:  # the child's packages, as the parent's image would install them
-                try:
-                    need = package_set(environments[child].packages, python)
-                except ValueError as error:
-                    yield _contradiction(parent, child, python, error)
-                    continue
             if need.values <= lines:  # the usual case, at C speed: the parent has every child line
                 continue
+            if need.python != have.python:  # the child's packages, as the parent's image installs them
+                try:
+                    need = package_set(environments[child].packages, have.python)
+                except ValueError as error:
+                    yield _contradiction(parent, child, have.python, error)
+                    continue
             for problem in missing_coverage(have, need):
                 yield Finding(
                     problem.severity,
