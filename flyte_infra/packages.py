@@ -145,7 +145,7 @@ def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Req
     for count, (text, requirement) in enumerate(same[1:], start=1):
         combined.specifier &= requirement.specifier
         if _unsatisfiable(combined.specifier):
-            earlier = " and ".join(repr(text) for text, _ in same[:count])
+            earlier = " and ".join(repr(line) for line, _ in same[:count])
             raise ValueError(
                 f"[{packages.index(text)}] {text!r} contradicts {earlier}: no version satisfies them together"
             )
