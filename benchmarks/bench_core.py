@@ -15,8 +15,8 @@ the ratio, what constructing the environments spends parsing their packages.
 
 More sizes show how the ratio follows the caches rather than the code: each environment is about
 4.4 KB of pydantic objects, parsed packages and strings, which a bare graphlib pass never reads, so
-our part slows first (from 2,000 to 5,000 environments here), and graphlib later (past 10,000):
-`python benchmarks/bench_core.py 1000 2000 5000 10000 20000`.
+our part slows first (between 3,000 and 5,000 environments here), and graphlib later (between
+10,000 and 20,000): `python benchmarks/bench_core.py 1000 2000 3000 5000 10000 20000`.
 """
 
 from __future__ import annotations
