@@ -110,9 +110,29 @@ class PackageSet:
 
 def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> PackageSet:
     """Parse `packages` for an image running CPython `python`; ValueError names the first line that
-    is not a PEP 508 requirement, or two lines of one package that no version satisfies together."""
+    is not a PEP 508 requirement, or two lines of one package that no version satisfies together.
+
+    Equal lists share one PackageSet (its parts are never changed): environments that carry the
+    same packages, as parents carrying their children's pins often do, keep one parsed copy, and
+    preflight sees that such a parent covers such a child without comparing a line.
+    """
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
+    key = (tuple(packages), python)
+    try:
+        known = _PACKAGE_SETS.get(key)
+    except TypeError:  # an unhashable line: _parsed names it
+        return _parsed(packages, python)
+    if known is None:
+        known = _PACKAGE_SETS[key] = _parsed(packages, python)
+    return known
+
+
+_PACKAGE_SETS: dict[tuple[tuple[str, ...], str], PackageSet] = {}
+"""Every package list parsed so far (and the Python it was parsed for) -> its PackageSet."""
+
+
+def _parsed(packages: Sequence[str], python: str) -> PackageSet:
     parsed: list[tuple[str, str, Requirement]] = []
     texts: list[str] = []
     for index, text in enumerate(packages):
@@ -206,8 +226,10 @@ def runtime_conflicts(packages: PackageSet) -> list[CoverageProblem]:
 
 
 def clear_caches() -> None:
-    """Forget parsed requirements and compared pairs (benchmarks measure cold runs with it)."""
+    """Forget parsed requirements and package sets, and compared pairs (benchmarks measure cold
+    runs with it); environments keep the sets they hold."""
     _applicable.cache_clear()
+    _PACKAGE_SETS.clear()
     _PROBLEMS.clear()
 
 

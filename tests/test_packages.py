@@ -1,6 +1,6 @@
 import pytest
 
-from flyte_infra.packages import DEFAULT_PYTHON, coverage_problems, image_python
+from flyte_infra.packages import DEFAULT_PYTHON, clear_caches, coverage_problems, image_python, package_set
 
 
 def problems(parent, child):
@@ -85,3 +85,13 @@ def test_markers_are_evaluated_for_the_image_s_python_not_the_deploying_one():
     newer = ["typing-extensions; python_version >= '3.13'"]
     assert coverage_problems([], newer, python="3.12") == []
     assert [p.package for p in coverage_problems([], newer, python="3.13")] == ["typing-extensions"]
+
+
+def test_equal_package_lists_share_one_parsed_set_per_python():
+    lines = ["numpy==2.0", "pandas; python_version >= '3.12'"]
+    first = package_set(lines)
+    assert package_set(tuple("".join(line) for line in lines)) is first  # equal, not the same strings
+    on_312 = package_set(lines, "3.12")
+    assert on_312 is not first and "pandas" in on_312.lines and "pandas" not in first.lines
+    clear_caches()
+    assert package_set(lines) is not first and package_set(lines) == first
