@@ -78,9 +78,12 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         )
     package_sets: dict[str, PackageSet] = {}
     calls: dict[Task[Any], list[Task[Any]]] = {}
+    runtime: dict[int, list[CoverageProblem]] = {}  # by package set: equal package lists share one
     for name, environment in environments.items():
         packages = package_sets[name] = environment.package_set
-        conflicts = runtime_conflicts(packages)
+        conflicts = runtime.get(id(packages))
+        if conflicts is None:
+            conflicts = runtime[id(packages)] = runtime_conflicts(packages)
         if conflicts:
             findings.extend(_runtime_findings(name, conflicts))
         for task in environment.tasks.values():
@@ -128,8 +131,8 @@ def _package_findings(
         lines = have.values
         for child in children:
             need = package_sets[child]
-            if need.values <= lines:  # the usual case, at C speed: the parent has every child line
-                continue
+            if need is have or need.values <= lines:  # the usual cases: the same list, or every child
+                continue  # line verbatim in the parent (a subset test in C)
             if need.python != have.python:  # the child's packages, as the parent's image installs them
                 try:
                     need = package_set(environments[child].packages, have.python)
