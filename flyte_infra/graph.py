@@ -29,6 +29,7 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
     """`discover`'s environments by name, and their edges, in one walk."""
     found: dict[str, TaskEnvironment] = {}
     names: dict[TaskEnvironment, str] = {}  # hashed by identity: a visited dependency is not read again
+    depends_on: list[list[TaskEnvironment]] = []  # each found environment's, read once, in `found` order
     stack = list(roots)
     stack.reverse()
     while stack:
@@ -45,9 +46,11 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
             )
         found[name] = environment
         names[environment] = name
-        stack.extend(reversed(environment.depends_on))
+        dependencies = environment.depends_on
+        depends_on.append(dependencies)
+        stack.extend(reversed(dependencies))
     name_of = names.__getitem__
-    edges = {name: tuple(map(name_of, environment.depends_on)) for name, environment in found.items()}
+    edges = dict(zip(found, [tuple(map(name_of, dependencies)) for dependencies in depends_on], strict=True))
     return found, edges
 
 
