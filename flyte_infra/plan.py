@@ -13,7 +13,8 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
     """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks.
 
     Environments come in discovery order (roots first: about the order the program created them,
-    which walks memory in order); `order` is the deploy order. Every list is the plan's own.
+    which walks memory in order); `order` is the deploy order. Sequences are tuples (the graph's
+    own where it has them), so the plan can share them and never changes with the environments.
     """
     dependencies_of = graph.dependencies
     environments = {}
@@ -23,11 +24,11 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
         gpu = resources.gpu
         environments[name] = {
             "image": environment.image,
-            "packages": list(environment.packages),
-            "depends_on": list(dependencies_of[name]),
+            "packages": tuple(environment.packages),
+            "depends_on": dependencies_of[name],
             "requests": requests,
             "limits": limits,
             "gpu": None if gpu is None else str(gpu),
-            "tasks": sorted(environment.tasks),
+            "tasks": tuple(sorted(environment.tasks)),
         }
-    return {"order": graph.order, "waves": [list(wave) for wave in graph.waves], "environments": environments}
+    return {"order": tuple(graph.order), "waves": graph.waves, "environments": environments}

@@ -173,6 +173,9 @@ def _quantity_or_range(value: Any) -> Any:
     return None if value is None else _quantity(value)
 
 
+_KUBERNETES_QUANTITIES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-storage", "disk"))
+"""A container's resource name -> the field of `Resources` that sets it."""
+
 QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quantity_or_range)]
 
 
@@ -208,14 +211,16 @@ class Resources(SpecModel):
         """
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
-        for key, value in (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.disk)):
+        fields = self.__dict__
+        for key, field in _KUBERNETES_QUANTITIES:
+            value = fields[field]
             if value is None:
                 continue
-            if isinstance(value, tuple):
+            if value.__class__ is tuple:
                 requests[key], limits[key] = value
             else:
                 requests[key] = limits[key] = value
-        gpu = self.gpu
+        gpu = fields["gpu"]
         if gpu is not None:
             resource = gpu_resource or gpu.resource_name
             requests[resource] = limits[resource] = str(gpu.count)

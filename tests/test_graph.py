@@ -1,4 +1,5 @@
 import graphlib
+import json
 
 import pytest
 
@@ -68,8 +69,9 @@ def test_order_matches_a_plain_graphlib_sort():
 def test_the_plan_is_plain_data_in_discovery_order_with_the_deploy_order_beside_it():
     *_, top = diamond()
     plan = build_plan(build_graph([top]))
-    assert plan["order"] == ["base", "left", "right", "top"]
+    assert plan["order"] == ("base", "left", "right", "top")
     assert list(plan["environments"]) == ["top", "left", "base", "right"]
-    assert plan["environments"]["top"]["depends_on"] == ["left", "right"]
-    plan["environments"]["top"]["depends_on"].append("mutated")
-    assert build_plan(build_graph([top]))["environments"]["top"]["depends_on"] == ["left", "right"]
+    assert plan["environments"]["top"]["depends_on"] == ("left", "right")
+    top.packages.append("numpy")  # the plan is a snapshot: its sequences are immutable copies
+    assert plan["environments"]["top"]["packages"] == ()
+    assert json.loads(json.dumps(plan))["waves"] == [["base"], ["left", "right"], ["top"]]
