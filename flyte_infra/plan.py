@@ -22,6 +22,7 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
         resources = environment.resources
         requests, limits = resources.requests_and_limits()
         gpu = resources.gpu
+        tasks = environment.tasks
         environments[name] = {
             "image": environment.image,
             "packages": tuple(environment.packages),
@@ -29,6 +30,6 @@ def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
             "requests": requests,
             "limits": limits,
             "gpu": None if gpu is None else str(gpu),
-            "tasks": tuple(sorted(environment.tasks)),
+            "tasks": tuple(sorted(tasks)) if tasks else (),
         }
     return {"order": tuple(graph.order), "waves": graph.waves, "environments": environments}
