@@ -155,7 +155,13 @@ def _parsed(packages: Sequence[str], python: str) -> PackageSet:
             if len(same) > 1:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
-    return PackageSet(lines, frozenset(texts), requirements, python)
+    values = frozenset(texts)
+    values = _LINE_SETS.setdefault(values, values)
+    return PackageSet(lines, values, requirements, python)
+
+
+_LINE_SETS: dict[frozenset[str], frozenset[str]] = {}
+"""One frozenset per set of lines: lists that order the same lines differently share it."""
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:
@@ -230,6 +236,7 @@ def clear_caches() -> None:
     runs with it); environments keep the sets they hold."""
     _applicable.cache_clear()
     _PACKAGE_SETS.clear()
+    _LINE_SETS.clear()
     _PROBLEMS.clear()
 
 

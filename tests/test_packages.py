@@ -95,3 +95,10 @@ def test_equal_package_lists_share_one_parsed_set_per_python():
     assert on_312 is not first and "pandas" in on_312.lines and "pandas" not in first.lines
     clear_caches()
     assert package_set(lines) is not first and package_set(lines) == first
+
+
+def test_the_same_lines_in_another_order_keep_their_order_and_share_their_line_set():
+    lines = ["numpy==2.0", "pandas>=2"]
+    first, reordered = package_set(lines), package_set(lines[::-1])
+    assert list(first.lines) == ["numpy", "pandas"] and list(reordered.lines) == ["pandas", "numpy"]
+    assert reordered.values is first.values  # one set of lines: preflight's identity test covers it
