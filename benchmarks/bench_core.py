@@ -4,19 +4,23 @@ Each environment depends on up to three earlier ones. Its packages are two of it
 drawn from a pool) plus, pinned, every package of the environments it depends on, so parents cover
 children as preflight demands; one environment in a hundred drops an inherited package, so findings
 are produced and formatted too. Each environment parses its packages when it is constructed (its
-validation does) and keeps them, parsed; the comparisons of differing requirement lines are cached
-and cleared before every timed run (cold).
+validation does) and keeps them, parsed; the comparisons of differing requirement lines, and the
+table that lets equal lists share one parsed set, are cleared before every timed run (cold).
 Target: (preflight + plan) / graphlib <= 3, and linear growth from 1,000 to 10,000 environments.
 Below each size, where the time goes: discovery, ordering (`ordered`, a graphlib pass of its own
 included), the checks (preflight minus those two) and the plan, each timed on its own; and, outside
 the ratio, what constructing the environments spends parsing their packages.
 
-    python benchmarks/bench_core.py [SIZE ...]
+    python benchmarks/bench_core.py [--shuffled] [SIZE ...]
 
-More sizes show how the ratio follows the caches rather than the code: each environment is about
-4.4 KB of pydantic objects, parsed packages and strings, which a bare graphlib pass never reads, so
-our part slows first (between 3,000 and 5,000 environments here), and graphlib later (between
-10,000 and 20,000): `python benchmarks/bench_core.py 1000 2000 3000 5000 10000 20000`.
+Parents accumulate their children's pins, so most generated environments list the same nine lines
+and share one parsed set, as equal lists in any program do (about 2.6 KB per environment in all);
+preflight then sees such a parent cover such a child by identity. `--shuffled` lists each
+environment's packages in an order of its own, so that each holds a parsed set of its own (about
+3.9 KB per environment), sharing only its set of lines: the cost when lists are not equal.
+
+More sizes show how the ratio follows the caches rather than the code, since a bare graphlib pass
+reads none of those kilobytes: `python benchmarks/bench_core.py 1000 2000 3000 5000 10000 20000`.
 """
 
 from __future__ import annotations
@@ -45,9 +49,13 @@ def rounds(size: int) -> int:
     return max(11, 50_000 // size)
 
 
-def generate(size: int, seed: int = 7, faulty_every: int | None = 100) -> list[TaskEnvironment]:
-    """`size` environments; every `faulty_every`-th misses an inherited package (None: none does)."""
+def generate(
+    size: int, seed: int = 7, faulty_every: int | None = 100, shuffled: bool = False
+) -> list[TaskEnvironment]:
+    """`size` environments; every `faulty_every`-th misses an inherited package (None: none does).
+    `shuffled`: each lists its packages in an order of its own (the same graph and lines)."""
     rng = random.Random(seed)
+    shuffler = random.Random(seed + 1)
     environments: list[TaskEnvironment] = []
     for index in range(size):
         depends_on = rng.sample(environments, k=min(3, index))
@@ -59,10 +67,13 @@ def generate(size: int, seed: int = 7, faulty_every: int | None = 100) -> list[T
         if faulty_every and index % faulty_every == faulty_every - 1 and inherited:
             inherited.remove(min(inherited))  # a parent that misses a child's package: an error finding
         own = [name + rng.choice(SPECIFIERS) for name in rng.sample(NAMES, k=2) if name not in inherited]
+        packages = sorted(name + PIN for name in inherited) + own
+        if shuffled:
+            shuffler.shuffle(packages)
         environments.append(
             TaskEnvironment(
                 f"env-{index}",
-                packages=sorted(name + PIN for name in inherited) + own,
+                packages=packages,
                 resources=Resources(cpu="500m", memory="1Gi", gpu="A100:1" if index % 10 == 0 else None),
                 depends_on=depends_on,
             )
@@ -127,13 +138,13 @@ def phases(environments: list[TaskEnvironment]) -> dict[str, float]:
     return {"discover": found, "order": sorted_, "checks": checked, "plan": plan, "parse": parsed}
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], shuffled: bool = False) -> None:
     columns = ("envs", "edges", "errors", "preflight+plan", "graphlib", "ratio", "per env")
     print(
         " ".join(f"{column:>{width}}" for column, width in zip(columns, (7, 7, 6, 15, 10, 6, 9), strict=True))
     )
     for size in sizes:
-        environments = generate(size)
+        environments = generate(size, shuffled=shuffled)
         dependencies = {env.name: tuple(dep.name for dep in env.depends_on) for env in environments}
         edges = sum(map(len, dependencies.values()))
         errors = ours(environments)
@@ -151,4 +162,5 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(arg) for arg in sys.argv[1:]] or [1_000, 10_000])
+    arguments = sys.argv[1:]
+    main([int(arg) for arg in arguments if arg != "--shuffled"] or [1_000, 10_000], "--shuffled" in arguments)
