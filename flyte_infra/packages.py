@@ -101,7 +101,7 @@ class PackageSet:
     values: frozenset[str]
     """Every line as written, interned, whether its marker applies or not: a parent that has all
     of a child's lines verbatim installs what the child needs on any Python, and that subset test
-    is pointer comparisons in C."""
+    is pointer comparisons in C. One object per set of lines, so that equal sets are one test."""
     requirements: dict[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
     python: str

@@ -131,8 +131,8 @@ def _package_findings(
         lines = have.values
         for child in children:
             need = package_sets[child]
-            if need.values is lines or need.values <= lines:  # the usual cases: the same list, or every child
-                continue  # line verbatim in the parent (a subset test in C)
+            if need.values is lines or need.values <= lines:  # the usual cases: the same lines (one
+                continue  # shared set), or every child line verbatim in the parent (a subset test in C)
             if need.python != have.python:  # the child's packages, as the parent's image installs them
                 try:
                     need = package_set(environments[child].packages, have.python)

@@ -216,7 +216,7 @@ class Resources(SpecModel):
             value = fields[field]
             if value is None:
                 continue
-            if value.__class__ is tuple:
+            if isinstance(value, tuple):
                 requests[key], limits[key] = value
             else:
                 requests[key] = limits[key] = value
