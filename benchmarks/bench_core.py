@@ -46,7 +46,7 @@ PIN = "==2.1.0"  # satisfies every specifier above
 
 def rounds(size: int) -> int:
     """Timed rounds per measurement: a shared VM is noisy, and small graphs are cheap to repeat."""
-    return max(11, 50_000 // size)
+    return max(21, 100_000 // size)
 
 
 def generate(
