@@ -93,7 +93,8 @@ class TaskEnvironment(SpecModel):
     def _check_packages(cls, value: list[str], info: ValidationInfo) -> list[str]:
         # ValueError naming the first line that is not a PEP 508 requirement, or a contradiction
         package_set(value, image_python(info.data.get("image", DEFAULT_IMAGE)))
-        return [sys.intern(str(text)) for text in value]  # equal lines of all environments: one string
+        # interned: equal lines of all environments are one string (the text: a subclass's str() may differ)
+        return [sys.intern(str.__str__(text)) for text in value]
 
     @field_validator("depends_on", mode="before")
     @classmethod

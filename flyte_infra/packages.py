@@ -138,7 +138,7 @@ def _parsed(packages: Sequence[str], python: str) -> PackageSet:
     for index, text in enumerate(packages):
         if not isinstance(text, str):
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
-        text = sys.intern(str(text))  # str(): a str subclass cannot be interned
+        text = sys.intern(str.__str__(text))  # the text itself: a subclass's str() may differ
         texts.append(text)
         try:
             applicable = _applicable(text, python)

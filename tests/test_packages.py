@@ -1,3 +1,5 @@
+import enum
+
 import pytest
 
 from flyte_infra.packages import DEFAULT_PYTHON, clear_caches, coverage_problems, image_python, package_set
@@ -102,3 +104,12 @@ def test_the_same_lines_in_another_order_keep_their_order_and_share_their_line_s
     first, reordered = package_set(lines), package_set(lines[::-1])
     assert list(first.lines) == ["numpy", "pandas"] and list(reordered.lines) == ["pandas", "numpy"]
     assert reordered.values is first.values  # one set of lines: preflight's identity test covers it
+
+
+def test_a_line_is_its_text_even_where_its_class_prints_otherwise():
+    class Line(str, enum.Enum):  # noqa: UP042  # not StrEnum: its str() would be the text
+        numpy = "numpy==2.0"
+
+    assert str(Line.numpy) != "numpy==2.0"
+    assert package_set([Line.numpy]).lines == {"numpy": "numpy==2.0"}
+    assert package_set(["numpy==2.0"]).lines == {"numpy": "numpy==2.0"}
