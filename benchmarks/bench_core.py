@@ -123,8 +123,7 @@ def phases(environments: list[TaskEnvironment]) -> dict[str, float]:
 
     def parse() -> None:
         clear_caches()
-        for environment in environments:
-            package_set(environment.packages)
+        [package_set(environment.packages) for environment in environments]  # held, as environments do
 
     whole, found, sorted_, plan, parsed = best_of(
         rounds(len(environments)),

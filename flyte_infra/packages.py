@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from weakref import WeakValueDictionary
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -93,7 +94,7 @@ Line = str | tuple[str, ...]
 """A requirement as written: one line, or the lines that name the same package (merged)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class PackageSet:
     """The packages that apply on the image's platform: one `Line` per normalised name."""
 
@@ -112,9 +113,10 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
     """Parse `packages` for an image running CPython `python`; ValueError names the first line that
     is not a PEP 508 requirement, or two lines of one package that no version satisfies together.
 
-    Equal lists share one PackageSet (its parts are never changed): environments that carry the
-    same packages, as parents carrying their children's pins often do, keep one parsed copy, and
-    preflight sees that such a parent covers such a child without comparing a line.
+    Equal lists share one PackageSet while anything holds it (its parts are never changed):
+    environments that carry the same packages, as parents carrying their children's pins often do,
+    keep one parsed copy, and preflight sees that such a parent covers such a child without
+    comparing a line.
     """
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
@@ -128,8 +130,8 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
     return known
 
 
-_PACKAGE_SETS: dict[tuple[tuple[str, ...], str], PackageSet] = {}
-"""Every package list parsed so far (and the Python it was parsed for) -> its PackageSet."""
+_PACKAGE_SETS: WeakValueDictionary[tuple[tuple[str, ...], str], PackageSet] = WeakValueDictionary()
+"""(package list, Python) -> its PackageSet, while an environment (or anything) holds that set."""
 
 
 def _parsed(packages: Sequence[str], python: str) -> PackageSet:
@@ -156,12 +158,18 @@ def _parsed(packages: Sequence[str], python: str) -> PackageSet:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
     values = frozenset(texts)
-    values = _LINE_SETS.setdefault(values, values)
-    return PackageSet(lines, values, requirements, python)
+    holder = _LINE_SETS.get(values)
+    if holder is not None:
+        values = holder.values
+    parsed_set = PackageSet(lines, values, requirements, python)
+    if holder is None:
+        _LINE_SETS[values] = parsed_set
+    return parsed_set
 
 
-_LINE_SETS: dict[frozenset[str], frozenset[str]] = {}
-"""One frozenset per set of lines: lists that order the same lines differently share it."""
+_LINE_SETS: WeakValueDictionary[frozenset[str], PackageSet] = WeakValueDictionary()
+"""A set of lines -> a live PackageSet holding it, whose frozenset the next one with the same lines
+shares: lists that order the same lines differently keep one set of lines."""
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:

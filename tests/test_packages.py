@@ -1,4 +1,6 @@
 import enum
+import gc
+import weakref
 
 import pytest
 
@@ -113,3 +115,12 @@ def test_a_line_is_its_text_even_where_its_class_prints_otherwise():
     assert str(Line.numpy) != "numpy==2.0"
     assert package_set([Line.numpy]).lines == {"numpy": "numpy==2.0"}
     assert package_set(["numpy==2.0"]).lines == {"numpy": "numpy==2.0"}
+
+
+def test_a_package_set_is_kept_only_while_something_holds_it():
+    first = package_set(["numpy==2.0", "pandas"])
+    held = weakref.ref(first)
+    assert package_set(["numpy==2.0", "pandas"]) is first
+    del first
+    gc.collect()
+    assert held() is None  # a list that changed many times does not leave every version behind
