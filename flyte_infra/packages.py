@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 from weakref import WeakValueDictionary
 
 from packaging.markers import default_environment
@@ -96,14 +97,17 @@ Line = str | tuple[str, ...]
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class PackageSet:
-    """The packages that apply on the image's platform: one `Line` per normalised name."""
+    """The packages that apply on the image's platform: one `Line` per normalised name.
 
-    lines: dict[str, Line]
+    Read-only, since environments with equal lists share one.
+    """
+
+    lines: Mapping[str, Line]
     values: frozenset[str]
     """Every line as written, interned, whether its marker applies or not: a parent that has all
     of a child's lines verbatim installs what the child needs on any Python, and that subset test
     is pointer comparisons in C. One object per set of lines, so that equal sets are one test."""
-    requirements: dict[str, Requirement]
+    requirements: Mapping[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
     python: str
     """The CPython version the markers were evaluated for."""
@@ -161,7 +165,7 @@ def _parsed(packages: Sequence[str], python: str) -> PackageSet:
     holder = _LINE_SETS.get(values)
     if holder is not None:
         values = holder.values
-    parsed_set = PackageSet(lines, values, requirements, python)
+    parsed_set = PackageSet(MappingProxyType(lines), values, MappingProxyType(requirements), python)
     if holder is None:
         _LINE_SETS[values] = parsed_set
     return parsed_set

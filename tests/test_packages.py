@@ -95,6 +95,8 @@ def test_equal_package_lists_share_one_parsed_set_per_python():
     lines = ["numpy==2.0", "pandas; python_version >= '3.12'"]
     first = package_set(lines)
     assert package_set(tuple("".join(line) for line in lines)) is first  # equal, not the same strings
+    with pytest.raises(TypeError):  # shared, so read-only
+        first.requirements["numpy"] = first.requirements["numpy"]  # type: ignore[index]
     on_312 = package_set(lines, "3.12")
     assert on_312 is not first and "pandas" in on_312.lines and "pandas" not in first.lines
     clear_caches()
