@@ -17,7 +17,8 @@ Parents accumulate their children's pins, so most generated environments list th
 and share one parsed set, as equal lists in any program do (about 2.6 KB per environment in all);
 preflight then sees such a parent cover such a child by identity. `--shuffled` lists each
 environment's packages in an order of its own, so that each holds a parsed set of its own (about
-3.9 KB per environment), sharing only its set of lines: the cost when lists are not equal.
+3.3 KB per environment), sharing only the parts that do not depend on the order (the set of lines
+and their requirements): the cost when lists are not equal.
 
 More sizes show how the ratio follows the caches rather than the code, since a bare graphlib pass
 reads none of those kilobytes: `python benchmarks/bench_core.py 1000 2000 3000 5000 10000 20000`.

@@ -162,18 +162,18 @@ def _parsed(packages: Sequence[str], python: str) -> PackageSet:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
     values = frozenset(texts)
-    holder = _LINE_SETS.get(values)
-    if holder is not None:
-        values = holder.values
+    same_lines = _LINE_SETS.get((values, python))
+    if same_lines is not None:  # the same lines in another order: their set and requirements
+        return PackageSet(MappingProxyType(lines), same_lines.values, same_lines.requirements, python)
     parsed_set = PackageSet(MappingProxyType(lines), values, MappingProxyType(requirements), python)
-    if holder is None:
-        _LINE_SETS[values] = parsed_set
+    _LINE_SETS[values, python] = parsed_set
     return parsed_set
 
 
-_LINE_SETS: WeakValueDictionary[frozenset[str], PackageSet] = WeakValueDictionary()
-"""A set of lines -> a live PackageSet holding it, whose frozenset the next one with the same lines
-shares: lists that order the same lines differently keep one set of lines."""
+_LINE_SETS: WeakValueDictionary[tuple[frozenset[str], str], PackageSet] = WeakValueDictionary()
+"""(set of lines, Python) -> a live PackageSet parsed from them. A list with the same lines in
+another order shares its line set and requirements (neither depends on the order) and keeps its
+own `lines`, in its order."""
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:

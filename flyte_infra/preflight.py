@@ -78,12 +78,12 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         )
     package_sets: dict[str, PackageSet] = {}
     calls: dict[Task[Any], list[Task[Any]]] = {}
-    runtime: dict[int, list[CoverageProblem]] = {}  # by package set: equal package lists share one
+    runtime: dict[int, list[CoverageProblem]] = {}  # by requirements: lists of equal lines share them
     for name, environment in environments.items():
         packages = package_sets[name] = environment.package_set
-        conflicts = runtime.get(id(packages))
+        conflicts = runtime.get(id(packages.requirements))
         if conflicts is None:
-            conflicts = runtime[id(packages)] = runtime_conflicts(packages)
+            conflicts = runtime[id(packages.requirements)] = runtime_conflicts(packages)
         if conflicts:
             findings.extend(_runtime_findings(name, conflicts))
         for task in environment.tasks.values():

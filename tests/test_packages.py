@@ -108,6 +108,7 @@ def test_the_same_lines_in_another_order_keep_their_order_and_share_their_line_s
     first, reordered = package_set(lines), package_set(lines[::-1])
     assert list(first.lines) == ["numpy", "pandas"] and list(reordered.lines) == ["pandas", "numpy"]
     assert reordered.values is first.values  # one set of lines: preflight's identity test covers it
+    assert reordered.requirements is first.requirements  # and one parse of them
 
 
 def test_a_line_is_its_text_even_where_its_class_prints_otherwise():
