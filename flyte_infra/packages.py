@@ -178,17 +178,21 @@ own `lines`, in its order."""
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:
     """One requirement for several lines naming the same package (specifiers and extras combined);
-    ValueError when no version satisfies them all, as pip would find."""
+    ValueError when no version satisfies them all, or two lines name different URLs, as pip would
+    find."""
     combined = Requirement(str(same[0][1]))  # a fresh object: cached ones are shared
     for count, (text, requirement) in enumerate(same[1:], start=1):
         combined.specifier &= requirement.specifier
         if _unsatisfiable(combined.specifier):
-            earlier = " and ".join(repr(line) for line, _ in same[:count])
-            raise ValueError(
-                f"[{packages.index(text)}] {text!r} contradicts {earlier}: no version satisfies them together"
-            )
-        combined.extras |= requirement.extras
-        combined.url = combined.url or requirement.url
+            reason = "no version satisfies them together"
+        elif combined.url and requirement.url and combined.url != requirement.url:
+            reason = "they name different URLs"
+        else:
+            combined.extras |= requirement.extras
+            combined.url = combined.url or requirement.url
+            continue
+        earlier = " and ".join(repr(line) for line, _ in same[:count])
+        raise ValueError(f"[{packages.index(text)}] {text!r} contradicts {earlier}: {reason}")
     return combined
 
 

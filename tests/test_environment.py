@@ -45,6 +45,10 @@ def test_constructor_takes_every_field():
             {"name": "t", "packages": ["c>=1", "c<2", "c>=2.1"]},
             r"packages: \[2\] 'c>=2.1' contradicts 'c>=1' and 'c<2'",
         ),
+        (
+            {"name": "t", "packages": ["c @ https://a.example/c.whl", "c[x] @ https://b.example/c.whl"]},
+            r"packages: \[1\] 'c\[x\] @ https://b.example/c.whl' contradicts .*: they name different URLs",
+        ),
         ({"name": "t", "image": "has space"}, "image: 'has space' is not an image reference"),
         ({"name": "t", "env_vars": {"1BAD": "x"}}, "env_vars: '1BAD' is not an environment variable name"),
         ({"name": "t", "depends_on": ["other"]}, r"depends_on: \[0\] expected a TaskEnvironment, got str"),
