@@ -106,7 +106,8 @@ class PackageSet:
     values: frozenset[str]
     """Every line as written, interned, whether its marker applies or not: a parent that has all
     of a child's lines verbatim installs what the child needs on any Python, and that subset test
-    is pointer comparisons in C. One object per set of lines, so that equal sets are one test."""
+    is pointer comparisons in C. Sets of the same lines for the same Python share one object, so
+    that the test between them is one identity check."""
     requirements: Mapping[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
     python: str
@@ -115,7 +116,8 @@ class PackageSet:
 
 def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> PackageSet:
     """Parse `packages` for an image running CPython `python`; ValueError names the first line that
-    is not a PEP 508 requirement, or two lines of one package that no version satisfies together.
+    is not a PEP 508 requirement, or two lines of one package that contradict each other (no
+    version satisfies both, or they name different URLs).
 
     Equal lists share one PackageSet while anything holds it (its parts are never changed):
     environments that carry the same packages, as parents carrying their children's pins often do,
