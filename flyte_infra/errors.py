@@ -58,3 +58,17 @@ class RemoteTaskError(FlyteInfraError):
     def failed(cls, task: str, environment: str, error: str, message: str) -> RemoteTaskError:
         """The task itself raised `error` (its type name) with `message` in `environment`."""
         return cls(f"task '{task}' failed in environment '{environment}': {error}: {message}")
+
+
+class ServiceError(FlyteInfraError):
+    """A local service of the devbox (dockerd, registry, cluster, Pulumi toolchain) failed.
+
+    `service` names it; `log` is the file with its full output, when there is one.
+    """
+
+    def __init__(self, service: str, problem: str, *, log: object = None) -> None:
+        self.service = service
+        self.problem = problem
+        self.log = log
+        suffix = f" (log: {log})" if log is not None else ""
+        super().__init__(f"{service}: {problem}{suffix}")

@@ -1,40 +1,70 @@
-"""The project's dockerd and registry for tests that build and run real images.
+"""Session fixtures for the devbox's real services: dockerd + registry, the cluster, the Pulumi toolchain.
 
-`scripts/services.sh up` installs and starts them (idempotent, fast when already up); a test that
-needs them skips with the script's own reason only when they truly cannot start here.
+Each starts what it needs through `flyte_infra.devbox` (idempotent, seconds when already up) and
+exports its variables. A service that cannot start fails the tests that need it: nothing skips,
+except the engine tests on a machine with neither an installed toolchain nor
+`../shared/third_party` to build one from, which say so.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "services.sh"
+from flyte_infra.devbox.apt import ensure_packages
+from flyte_infra.devbox.cluster import PACKAGES as CLUSTER_PACKAGES
+from flyte_infra.devbox.cluster import Cluster
+from flyte_infra.devbox.docker import PACKAGES as DOCKER_PACKAGES
+from flyte_infra.devbox.docker import DockerServices
+from flyte_infra.devbox.layout import Layout
+from flyte_infra.devbox.supervisor import Supervisor, devbox_lock
+from flyte_infra.devbox.toolchain import Toolchain, ensure_toolchain, third_party_dir
 
 
-@functools.cache
-def _start() -> tuple[dict[str, str], str]:
-    started = subprocess.run(["bash", str(SCRIPT), "up"], capture_output=True, text=True, timeout=3600)
-    if started.returncode != 0:
-        lines = (started.stderr or started.stdout).strip().splitlines()
-        return {}, lines[-1] if lines else f"scripts/services.sh up exited {started.returncode}"
-    exports = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
-    variables = {}
-    for line in exports.splitlines():
-        if line.startswith("export "):
-            key, _, value = line.removeprefix("export ").partition("=")
-            variables[key] = value.strip("'\"")
-    return variables, ""
+@pytest.fixture(scope="session")
+def devbox_layout() -> Layout:
+    return Layout.from_environment()
 
 
-def require_docker_services() -> dict[str, str]:
-    """Start dockerd and the registry (once per test session) and export their variables."""
-    variables, reason = _start()
-    if reason:
-        pytest.skip(f"docker services cannot start here: {reason}")
-    os.environ.update(variables)
-    return variables
+@pytest.fixture(scope="session")
+def docker_services(devbox_layout: Layout) -> Iterator[DockerServices]:
+    """dockerd, the registry and the base image, up; DOCKER_HOST and friends exported."""
+    services = DockerServices(devbox_layout)
+    with devbox_lock(devbox_layout):
+        ensure_packages(DOCKER_PACKAGES, devbox_layout.logs / "apt.log")
+        services.up(Supervisor(devbox_layout))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in services.environment().items():
+            patch.setenv(name, value)
+        yield services
+
+
+@pytest.fixture(scope="session")
+def cluster(devbox_layout: Layout) -> Iterator[Cluster]:
+    """The devbox cluster with its kwok nodes, up; KUBECONFIG exported."""
+    running = Cluster(devbox_layout)
+    with devbox_lock(devbox_layout):
+        ensure_packages(CLUSTER_PACKAGES, devbox_layout.logs / "apt.log")
+        running.up(Supervisor(devbox_layout))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in running.environment().items():
+            patch.setenv(name, value)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def pulumi_toolchain(devbox_layout: Layout) -> Iterator[Toolchain]:
+    """The pinned Pulumi toolchain, first on PATH; built into the cache when not installed."""
+    if third_party_dir() is None and not _installed_pulumi():
+        pytest.skip("no Pulumi CLI installed and no ../shared/third_party to build one from")
+    toolchain = ensure_toolchain(devbox_layout)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in toolchain.environment().items():
+            patch.setenv(name, value)
+        yield toolchain
+
+
+def _installed_pulumi() -> bool:
+    return any(os.access(os.path.join(folder, "pulumi"), os.X_OK) for folder in os.environ["PATH"].split(":"))
