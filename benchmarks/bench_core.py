@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable
 
 from flyte_infra import Resources, TaskEnvironment
-from flyte_infra.graph import discover_edges, ordered
-from flyte_infra.packages import clear_caches, package_set
-from flyte_infra.plan import build_plan
-from flyte_infra.preflight import preflight
+from flyte_infra.deploy.graph import discover_edges, ordered
+from flyte_infra.deploy.packages import clear_caches, package_set
+from flyte_infra.deploy.plan import build_plan
+from flyte_infra.deploy.preflight import preflight
 
 NAMES = ("numpy", "pandas", "torch", "scikit_learn", "Requests", "pyarrow", "ray[tune]", "scipy", "attrs")
 SPECIFIERS = ("", ">=1.0", "==2.1.0", "<3", "~=2.0", ">=2,<2.5")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from flyte_infra.errors import TaskArgumentError
 from flyte_infra.runtime.codec import (
-    TaskArgumentError,
     decode_arguments,
     decode_text_argument,
     encode_arguments,
 )
-from flyte_infra.task import InProcessRouter, active_router
-from flyte_infra.worker import serve
+from flyte_infra.runtime.routing import InProcessRouter, active_router
+from flyte_infra.runtime.worker import serve
 
 from .fixtures import relay as relay_module
 from .workers import free_port, post, start_worker, stop, wait_healthy
@@ -187,7 +187,17 @@ def test_a_worker_whose_module_fails_to_import_exits_with_one_line(tmp_path):
     module = tmp_path / "needs_missing.py"
     module.write_text("import flyte_infra\nimport not_installed_anywhere\n")
     completed = subprocess.run(
-        [sys.executable, "-m", "flyte_infra.worker", "--module", str(module), "--env", "x", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "flyte_infra.runtime.worker",
+            "--module",
+            str(module),
+            "--env",
+            "x",
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

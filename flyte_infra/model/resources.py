@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ._spec import SpecModel
+from .validation import SpecModel
 
 __all__ = ["GPU", "GPU_TYPES", "Resources", "parse_quantity"]
 

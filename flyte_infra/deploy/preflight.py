@@ -8,16 +8,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .environment import TaskEnvironment
-from .errors import CycleError, PreflightError
+from ..errors import CycleError, PreflightError, TaskArgumentError
+from ..model.environment import TaskEnvironment
+from ..model.task import Task
+from ..runtime.codec import check_hints
 from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
 from .packages import CoverageProblem, PackageSet, missing_coverage, package_set, runtime_conflicts
-from .runtime.codec import TaskArgumentError, check_hints
-from .task import Task
 
 __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
 
-Calls = Mapping["Task[Any]", list["Task[Any]"]]
+Calls = Mapping["Task[..., Any]", list["Task[..., Any]"]]
 """Each task -> the tasks its body calls."""
 
 
@@ -77,15 +77,10 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
             Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
         )
     package_sets: dict[str, PackageSet] = {}
-    calls: dict[Task[Any], list[Task[Any]]] = {}
-    runtime: dict[int, list[CoverageProblem]] = {}  # by requirements: lists of equal lines share them
+    calls: dict[Task[..., Any], list[Task[..., Any]]] = {}
     for name, environment in environments.items():
         packages = package_sets[name] = environment.package_set
-        conflicts = runtime.get(id(packages.requirements))
-        if conflicts is None:
-            conflicts = runtime[id(packages.requirements)] = runtime_conflicts(packages)
-        if conflicts:
-            findings.extend(_runtime_findings(name, conflicts))
+        findings.extend(_runtime_findings(name, runtime_conflicts(packages)))
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
     findings.extend(_package_findings(environments, package_sets, edges))
@@ -102,8 +97,8 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
     Such a task is a warning, since a client or a call the bytecode scan misses still could not
     reach it.
     """
-    internal: set[Task[Any]] = set()
-    external: set[Task[Any]] = set()
+    internal: set[Task[..., Any]] = set()
+    external: set[Task[..., Any]] = set()
     for caller, callees in calls.items():
         for callee in callees:
             (internal if callee.environment is caller.environment else external).add(callee)
@@ -111,7 +106,7 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
         try:
             check_hints(task)
         except TaskArgumentError as error:
-            problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
+            problem = f"{error.where}: {error.problem}" if error.where else error.problem
             only_internal = task in internal and task not in external
             note = "; it works only when called by its own environment's tasks"
             yield Finding(
@@ -128,11 +123,10 @@ def _package_findings(
 ) -> Iterator[Finding]:
     for parent, children in edges.items():
         have = package_sets[parent]
-        lines = have.values
         for child in children:
             need = package_sets[child]
-            if need.values is lines or need.values <= lines:  # the usual cases: the same lines (one
-                continue  # shared set), or every child line verbatim in the parent (a subset test in C)
+            if need.values <= have.values:  # every child line verbatim in the parent: covered
+                continue
             if need.python != have.python:  # the child's packages, as the parent's image installs them
                 try:
                     need = package_set(environments[child].packages, have.python)
@@ -194,7 +188,7 @@ def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
             )
 
 
-def called_tasks(task: Task[Any]) -> list[Task[Any]]:
+def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
     """Tasks that `task`'s body refers to: module globals, closure variables, `module.task` attributes,
     in the function and in functions nested in it."""
     function = task.func
@@ -202,7 +196,7 @@ def called_tasks(task: Task[Any]) -> list[Task[Any]]:
         name: _cell_value(cell)
         for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=False)
     }
-    found: dict[int, Task[Any]] = {}
+    found: dict[Task[..., Any], None] = {}  # in order of first reference, each once
     for code in _code_objects(function.__code__):
         current: Any = None
         for instruction in dis.get_instructions(code):
@@ -215,8 +209,8 @@ def called_tasks(task: Task[Any]) -> list[Task[Any]]:
             else:
                 current = None
             if isinstance(current, Task) and current is not task:
-                found[id(current)] = current
-    return list(found.values())
+                found[current] = None
+    return list(found)
 
 
 def _cell_value(cell: types.CellType) -> Any:
