@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dis
+import functools
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -171,9 +172,11 @@ def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
         environment = task.environment
         for callee in callees:
             target = callee.environment
-            if target is environment:
+            if (
+                target is environment or target.name in edges[environment.name]
+            ):  # itself, or a direct dependency
                 continue
-            if environment.name not in allowed_from:
+            if environment.name not in allowed_from:  # the whole closure, only for an indirect call
                 allowed_from[environment.name] = reachable(environment.name, edges)
             if target.name in allowed_from[environment.name]:
                 continue
@@ -198,19 +201,45 @@ def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
     }
     found: dict[Task[..., Any], None] = {}  # in order of first reference, each once
     for code in _code_objects(function.__code__):
-        current: Any = None
-        for instruction in dis.get_instructions(code):
-            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                current = function.__globals__.get(instruction.argval)
-            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and code is function.__code__:
-                current = closure.get(instruction.argval)
-            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
-                current = getattr(current, instruction.argval, None)
-            else:
-                current = None
-            if isinstance(current, Task) and current is not task:
-                found[current] = None
+        for source, name, attributes in _references(code, code is function.__code__):
+            current = (function.__globals__ if source == "global" else closure).get(name)
+            for attribute in (None, *attributes):
+                if attribute is not None:
+                    if not isinstance(current, types.ModuleType):
+                        break
+                    current = getattr(current, attribute, None)
+                if isinstance(current, Task) and current is not task:
+                    found[current] = None
     return list(found)
+
+
+Reference = tuple[str, str, tuple[str, ...]]
+"""("global" | "closure", a name the code loads, the attributes it then reads of it, in order)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...]:
+    """The names `code` loads and the attribute chains it reads from them (`module.task` is
+    ("global", "module", ("task",))); closure variables count only in the task's own function,
+    whose cells `called_tasks` reads. Bytecode never changes, so this is computed once per code
+    object; what the names refer to is looked up on every call."""
+    references: list[Reference] = []
+    current: tuple[str, str, list[str]] | None = None
+    for instruction in dis.get_instructions(code):
+        opname, argval = instruction.opname, instruction.argval
+        if opname in ("LOAD_ATTR", "LOAD_METHOD") and current is not None:
+            current[2].append(argval)
+            continue
+        if current is not None:
+            references.append((current[0], current[1], tuple(current[2])))
+            current = None
+        if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            current = ("global", argval, [])
+        elif opname in ("LOAD_DEREF", "LOAD_CLOSURE") and own_closure:
+            current = ("closure", argval, [])
+    if current is not None:
+        references.append((current[0], current[1], tuple(current[2])))
+    return tuple(references)
 
 
 def _cell_value(cell: types.CellType) -> Any:

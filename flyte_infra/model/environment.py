@@ -190,7 +190,8 @@ class TaskEnvironment(SpecModel):
     @property
     def tasks(self) -> Mapping[str, Task[..., Any]]:
         """The tasks registered on this environment, by name (read-only: `@env.task` registers)."""
-        return MappingProxyType(self._tasks)
+        private = self.__pydantic_private__ or {}  # where pydantic keeps private attributes
+        return MappingProxyType(private["_tasks"])
 
     @property
     def package_set(self) -> PackageSet:
