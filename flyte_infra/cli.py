@@ -8,15 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .artifacts.diagram import render_diagram
+from .artifacts.render import render
 from .deploy.plan import build_plan
 from .deploy.preflight import PreflightReport, preflight
+from .deploy.settings import StackSettings, load_stack_settings
+from .docker.build import build_images
 from .errors import FlyteInfraError, UsageError
 from .loader import Program, load_program
-
-if TYPE_CHECKING:
-    from .deploy.settings import StackSettings
+from .runtime.run import run_task
 
 __all__ = ["main"]
 
@@ -80,8 +81,6 @@ def _pairs(mapping: dict[str, str]) -> str:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Draw the environments, their depends_on edges and deploy waves."""
-    from .artifacts.diagram import render_diagram
-
     program = load_program(args.module)
     report = _checked(program)
     if report.graph is None:
@@ -93,8 +92,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a task in-process (tasks it calls in other environments run here too); print its result."""
-    from .runtime.run import run_task
-
     raw_args = {}
     for item in args.arg:
         name, separator, value = item.partition("=")
@@ -108,8 +105,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _checked_stack(args: argparse.Namespace) -> tuple[Program, StackSettings] | None:
     """The module and the stack's settings, or None when preflight found errors (printed)."""
-    from .deploy.settings import load_stack_settings
-
     program = load_program(args.module)
     settings = load_stack_settings(Path(args.project), args.stack)
     return (program, settings) if _checked(program).ok else None
@@ -117,8 +112,6 @@ def _checked_stack(args: argparse.Namespace) -> tuple[Program, StackSettings] | 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build and push every environment's image with the docker CLI; print the refs by digest."""
-    from .docker.build import build_images
-
     checked = _checked_stack(args)
     if checked is None:
         return 1
@@ -133,8 +126,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
-    from .artifacts.render import render
-
     checked = _checked_stack(args)
     if checked is None:
         return 1
@@ -167,7 +158,7 @@ def _image_refs(path: str) -> dict[str, str]:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Preview a stack with the Pulumi engine (nothing is built or deployed)."""
-    from .pulumi.automation import preview
+    from .pulumi.automation import preview  # here: Pulumi is an optional dependency
 
     run = preview(args.stack, Path(args.project))
     print(f"preview: {run.summary}")
