@@ -20,8 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from flyte_infra.build import build_image
-from flyte_infra.dockerfile import RUNTIME_REQUIREMENTS, image_spec
+from flyte_infra.artifacts.dockerfile import RUNTIME_REQUIREMENTS, image_spec
+from flyte_infra.docker.build import build_image
 from flyte_infra.loader import load_program
 
 ROOT = Path(__file__).parents[1]

@@ -16,9 +16,9 @@ from typing import Any
 
 import pulumi
 
+from flyte_infra.deploy.settings import StackSettings
 from flyte_infra.loader import Program
 from flyte_infra.pulumi import deploy
-from flyte_infra.settings import StackSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import generate

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import FlyteInfraError
+from .artifacts.diagram import render_diagram
+from .artifacts.render import render
+from .deploy.plan import build_plan
+from .deploy.preflight import PreflightReport, preflight
+from .deploy.settings import StackSettings, load_stack_settings
+from .docker.build import build_images
+from .errors import FlyteInfraError, UsageError
 from .loader import Program, load_program
-from .plan import build_plan
-from .preflight import PreflightReport, preflight
-
-if TYPE_CHECKING:
-    from .settings import StackSettings
+from .runtime.run import run_task
 
 __all__ = ["main"]
 
@@ -79,8 +81,6 @@ def _pairs(mapping: dict[str, str]) -> str:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """Draw the environments, their depends_on edges and deploy waves."""
-    from .diagram import render_diagram
-
     program = load_program(args.module)
     report = _checked(program)
     if report.graph is None:
@@ -92,13 +92,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a task in-process (tasks it calls in other environments run here too); print its result."""
-    from .run import run_task
-
     raw_args = {}
     for item in args.arg:
         name, separator, value = item.partition("=")
         if not separator:
-            raise FlyteInfraError(f"--arg '{item}': write it as name=value")
+            raise UsageError(f"--arg '{item}': write it as name=value", subject="--arg")
         raw_args[name] = value
     program = load_program(args.module)
     print(json.dumps(run_task(program, args.task, raw_args), indent=2))
@@ -107,8 +105,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _checked_stack(args: argparse.Namespace) -> tuple[Program, StackSettings] | None:
     """The module and the stack's settings, or None when preflight found errors (printed)."""
-    from .settings import load_stack_settings
-
     program = load_program(args.module)
     settings = load_stack_settings(Path(args.project), args.stack)
     return (program, settings) if _checked(program).ok else None
@@ -116,8 +112,6 @@ def _checked_stack(args: argparse.Namespace) -> tuple[Program, StackSettings] | 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build and push every environment's image with the docker CLI; print the refs by digest."""
-    from .build import build_images
-
     checked = _checked_stack(args)
     if checked is None:
         return 1
@@ -132,8 +126,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the manifests and Dockerfiles a stack would deploy (GitOps; no cluster needed)."""
-    from .render import render
-
     checked = _checked_stack(args)
     if checked is None:
         return 1
@@ -152,20 +144,21 @@ def _image_refs(path: str) -> dict[str, str]:
     try:
         refs = json.loads(Path(path).read_text())
     except OSError as error:
-        raise FlyteInfraError(f"--images {path}: {error.strerror}") from None
+        raise UsageError(f"--images {path}: {error.strerror}", subject="--images") from error
     except ValueError as error:
-        raise FlyteInfraError(f"--images {path}: not JSON ({error})") from None
+        raise UsageError(f"--images {path}: not JSON ({error})", subject="--images") from error
     if not isinstance(refs, dict) or not all(isinstance(ref, str) for ref in refs.values()):
-        raise FlyteInfraError(
+        raise UsageError(
             f"--images {path}: expected a JSON object of environment -> image ref, as `flyte-infra build -o` "
-            "writes"
+            "writes",
+            subject="--images",
         )
     return refs
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Preview a stack with the Pulumi engine (nothing is built or deployed)."""
-    from .pulumi.automation import preview
+    from .pulumi.automation import preview  # here: Pulumi is an optional dependency
 
     run = preview(args.stack, Path(args.project))
     print(f"preview: {run.summary}")
@@ -194,6 +187,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flyte-infra", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Command) -> argparse.ArgumentParser:
@@ -239,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except FlyteInfraError as error:
+        if args.debug:
+            traceback.print_exception(error)
         print(f"error: {error}", file=sys.stderr)
         return 1
 

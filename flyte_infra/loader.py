@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from .environment import TaskEnvironment
+from .deploy.graph import discover
 from .errors import FlyteInfraError, LoadError
-from .graph import discover
+from .model.environment import TaskEnvironment
 
 __all__ = ["Program", "load_program"]
 
@@ -39,7 +39,10 @@ class Program:
             if environment.name == name:
                 return environment
         known = ", ".join(environment.name for environment in self.environments)
-        raise LoadError(f"module '{self.module_name}' has no environment '{name}' (it has: {known})")
+        raise LoadError(
+            f"module '{self.module_name}' has no environment '{name}' (it has: {known})",
+            module=self.module_name,
+        )
 
 
 def load_program(reference: str) -> Program:
@@ -47,13 +50,13 @@ def load_program(reference: str) -> Program:
     module = _import(reference)
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
-        raise LoadError(f"module '{reference}' defines no TaskEnvironment")
+        raise LoadError(f"module '{reference}' defines no TaskEnvironment", module=reference)
     try:
         code = _code(module)
     except (OSError, ValueError) as error:
         raise LoadError(
-            f"cannot collect the code of '{reference}' for its image: {_one_line(error)}"
-        ) from None
+            f"cannot collect the code of '{reference}' for its image: {_one_line(error)}", module=reference
+        ) from error
     return Program(module.__name__, code, tuple(discover(defined)))
 
 
@@ -62,7 +65,7 @@ def _import(reference: str) -> ModuleType:
     try:
         if reference.endswith(".py"):
             if not path.is_file():
-                raise LoadError(f"cannot load '{reference}': no such file")
+                raise LoadError(f"cannot load '{reference}': no such file", module=reference)
             directory = str(path.resolve().parent)
             if directory not in sys.path:
                 sys.path.insert(0, directory)
@@ -73,7 +76,7 @@ def _import(reference: str) -> ModuleType:
     except LoadError:
         raise
     except Exception as error:  # any failure of user code at import time becomes one line
-        raise LoadError(f"cannot load '{reference}': {_one_line(error)}") from None
+        raise LoadError(f"cannot load '{reference}': {_one_line(error)}", module=reference) from error
 
 
 _FLYTE_INFRA_DIR = Path(__file__).resolve().parent

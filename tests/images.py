@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from flyte_infra.build import build_image
-from flyte_infra.dockerfile import image_spec
+from flyte_infra.artifacts.dockerfile import image_spec
+from flyte_infra.deploy.settings import StackSettings
+from flyte_infra.docker.build import build_image
 from flyte_infra.loader import Program
-from flyte_infra.settings import StackSettings
 
 
 def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def stack_for(program: Program, base_image: str) -> StackSettings:
 
 def build_all(program: Program, settings: StackSettings, workdir: Path) -> dict[str, str]:
     """Image name of every environment, built (not pushed) as the Pulumi component would; identical
-    specs are built once. Unlike `flyte_infra.build.build_images`, no preflight: tests build broken
+    specs are built once. Unlike `flyte_infra.docker.build.build_images`, no preflight: tests build broken
     programs on purpose."""
     built: dict[str, str] = {}
     names = {}

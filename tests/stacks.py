@@ -7,9 +7,9 @@ from typing import Any
 
 import kubernetes_validate
 
-from flyte_infra.graph import EnvironmentGraph, build_graph
+from flyte_infra.deploy.graph import EnvironmentGraph, build_graph
+from flyte_infra.deploy.settings import StackSettings
 from flyte_infra.loader import Program, load_program
-from flyte_infra.settings import StackSettings
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = str(ROOT / "examples" / "ml_pipeline.py")

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 from flyte_infra import TaskEnvironment
-from flyte_infra.dockerfile import RUNTIME_REQUIREMENTS, image_spec, write_build_context
+from flyte_infra.artifacts.dockerfile import RUNTIME_REQUIREMENTS, image_spec, write_build_context
+from flyte_infra.deploy.settings import load_stack_settings
 from flyte_infra.loader import load_program
-from flyte_infra.settings import load_stack_settings
 
 from .stacks import ROOT, example, stack
 
@@ -53,7 +53,7 @@ def test_dockerfile():
         "ENV HOME=/tmp XDG_CACHE_HOME=/tmp/.cache\n"
         "USER 1000:1000\n"
         "EXPOSE 9000\n"
-        'ENTRYPOINT ["python", "-m", "flyte_infra.worker"]\n'
+        'ENTRYPOINT ["python", "-m", "flyte_infra.runtime.worker"]\n'
     )
 
 
@@ -78,7 +78,7 @@ def test_identical_specs_share_a_tag():
 def test_a_changed_input_changes_the_tag():
     program, _ = example()
     train = spec_of("train")
-    changed_package = program.environment("train").clone_with(name="t2", packages=["six>=1.16", "idna==3.9"])
+    changed_package = program.environment("train").clone_with("t2", packages=["six>=1.16", "idna==3.9"])
     assert image_spec(changed_package, program, stack()).tag != train.tag
     assert spec_of("train", baseImages=MIRROR).tag != train.tag
     assert spec_of("train", port=9000).tag != train.tag
@@ -87,9 +87,9 @@ def test_a_changed_input_changes_the_tag():
 def test_build_context_holds_runtime_and_code_only():
     spec = spec_of("train")
     assert spec.files["Dockerfile"] == spec.dockerfile.encode()
-    assert "code/ml_pipeline.py" in spec.files and "runtime/flyte_infra/worker.py" in spec.files
+    assert "code/ml_pipeline.py" in spec.files and "runtime/flyte_infra/runtime/worker.py" in spec.files
     assert "runtime/flyte_infra/runtime/client.py" in spec.files
-    deploy_time = ("pulumi/", "cli.py", "settings.py", "manifests.py", "render.py", "build.py")
+    deploy_time = ("pulumi/", "docker/", "artifacts/", "cli.py", "deploy/settings.py", "deploy/preflight.py")
     assert not [
         path for path in spec.files if path.removeprefix("runtime/flyte_infra/").startswith(deploy_time)
     ]
@@ -102,7 +102,7 @@ def test_the_image_runtime_imports_the_worker_and_loads_the_program(tmp_path):
     assert write_build_context(spec_of("train"), context) == context  # rewriting is a no-op
     completed = run_as_in_image(
         context,
-        "import flyte_infra.worker\n"
+        "import flyte_infra.runtime.worker\n"
         "from flyte_infra.loader import load_program\n"
         "names = [env.name for env in load_program('ml_pipeline').environments]\n"
         "print(sorted(names), sys.modules['flyte_infra'].__file__)",

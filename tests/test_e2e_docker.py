@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from flyte_infra import FlyteInfraError
-from flyte_infra.build import build_images
+from flyte_infra.artifacts.render import render
+from flyte_infra.deploy.preflight import preflight
+from flyte_infra.docker.build import build_images
 from flyte_infra.loader import load_program
-from flyte_infra.preflight import preflight
-from flyte_infra.render import render
 from flyte_infra.runtime.endpoints import endpoint_variable
 
 from .images import build_all, docker, stack_for

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flyte_infra.errors import EngineError
 from flyte_infra.pulumi import TYPE_TOKEN
-from flyte_infra.pulumi.automation import IMAGE_TYPE, EngineError, find_pulumi, preview, promote, up
+from flyte_infra.pulumi.automation import IMAGE_TYPE, find_pulumi, preview, promote, up
 
 from .services import require_docker_services
 

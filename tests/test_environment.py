@@ -79,7 +79,7 @@ def test_clone_with_changes_fields_and_drops_tasks():
     def fit() -> int:
         return 1
 
-    clone = env.clone_with(name="train-big", resources=Resources(gpu="H100:8"))
+    clone = env.clone_with("train-big", resources=Resources(gpu="H100:8"))
     assert clone.name == "train-big" and clone.packages == ["torch"] and clone.depends_on == [base]
     assert clone.resources.gpu is not None and clone.resources.gpu.count == 8
     assert clone.tasks == {} and "fit" in env.tasks
@@ -91,7 +91,7 @@ def test_clone_with_unknown_keyword_is_a_clear_error():
     with pytest.raises(
         InvalidSpecError, match=r"'train': clone_with: unknown field\(s\) nam \(allowed: name,"
     ):
-        TaskEnvironment("train").clone_with(nam="x")
+        TaskEnvironment("train").clone_with("train-2", nam="x")  # type: ignore[call-arg]
 
 
 def test_clone_with_validates_the_new_values():
@@ -163,7 +163,8 @@ def test_a_task_must_be_a_named_function_with_named_parameters():
 
 
 def test_hints_that_cannot_travel_as_json_are_one_line_errors():
-    from flyte_infra.runtime.codec import TaskArgumentError, encode_arguments
+    from flyte_infra.errors import TaskArgumentError
+    from flyte_infra.runtime.codec import encode_arguments
 
     env = TaskEnvironment("hints")
 

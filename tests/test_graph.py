@@ -4,8 +4,8 @@ import json
 import pytest
 
 from flyte_infra import CycleError, DuplicateEnvironmentError, TaskEnvironment
-from flyte_infra.graph import build_graph, discover
-from flyte_infra.plan import build_plan
+from flyte_infra.deploy.graph import build_graph, discover
+from flyte_infra.deploy.plan import build_plan
 
 
 def diamond():

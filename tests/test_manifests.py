@@ -2,8 +2,8 @@ import kubernetes_validate
 import pytest
 
 from flyte_infra import InvalidSpecError, Resources, Secret, TaskEnvironment
-from flyte_infra.graph import build_graph
-from flyte_infra.manifests import environment_manifests, namespace_manifest, service_dns
+from flyte_infra.artifacts.manifests import environment_manifests, namespace_manifest, service_dns
+from flyte_infra.deploy.graph import build_graph
 from flyte_infra.runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 
 from .stacks import example, stack, validate

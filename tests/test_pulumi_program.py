@@ -12,11 +12,11 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, TaskEnvironment
+from flyte_infra.deploy.promotion import promoted_ref
+from flyte_infra.deploy.settings import StackSettings
 from flyte_infra.loader import Program, load_program
-from flyte_infra.promotion import promoted_ref
 from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
 from flyte_infra.pulumi.program import promoted_image_refs, read_settings
-from flyte_infra.settings import StackSettings
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "ml_pipeline.py"
 IMAGE = "docker-build:index:Image"

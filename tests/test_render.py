@@ -2,10 +2,10 @@ import pytest
 import yaml
 
 from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, Resources, TaskEnvironment
-from flyte_infra.dockerfile import image_spec
+from flyte_infra.artifacts.dockerfile import image_spec
+from flyte_infra.artifacts.render import render
+from flyte_infra.deploy.settings import load_stack_settings
 from flyte_infra.loader import Program
-from flyte_infra.render import render
-from flyte_infra.settings import load_stack_settings
 
 from .stacks import ROOT, example, stack, validate
 

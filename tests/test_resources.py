@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from flyte_infra import GPU, InvalidSpecError, Resources
-from flyte_infra.resources import parse_quantity
+from flyte_infra.model.resources import parse_quantity
 
 
 @pytest.mark.parametrize(

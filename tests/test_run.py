@@ -9,10 +9,10 @@ import pytest
 import flyte_infra as flyte
 from flyte_infra import FlyteInfraError, RemoteTaskError
 from flyte_infra.cli import main
+from flyte_infra.errors import TaskArgumentError
 from flyte_infra.loader import load_program
-from flyte_infra.run import run_task
-from flyte_infra.runtime.codec import TaskArgumentError
-from flyte_infra.task import use_router
+from flyte_infra.runtime.routing import use_router
+from flyte_infra.runtime.run import run_task
 
 from .fixtures import relay as relay_module
 

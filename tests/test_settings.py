@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from flyte_infra import GPU, FlyteInfraError, InvalidSpecError
-from flyte_infra.settings import AcceleratorLabels, StackSettings, load_stack_settings
+from flyte_infra.deploy.settings import AcceleratorLabels, StackSettings, load_stack_settings
 
 from .stacks import ROOT, stack
 

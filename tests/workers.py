@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 def start_worker(module: str, environment: str, port: int, **variables: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "flyte_infra.worker", "--module", module, "--env", environment]
+    command = [sys.executable, "-m", "flyte_infra.runtime.worker", "--module", module, "--env", environment]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     log = tempfile.TemporaryFile()  # noqa: SIM115  # closed by stop(); a pipe nobody reads would block the worker
     process = subprocess.Popen(command, env={**os.environ, **variables}, stderr=log)

@@ -17,10 +17,10 @@ from typing import Any, TextIO
 
 from pulumi import automation as auto
 
-from ..errors import FlyteInfraError
-from ..settings import load_stack_settings
+from ..deploy.settings import load_stack_settings
+from ..errors import EngineError, PromotionError
 
-__all__ = ["EngineError", "StackRun", "find_pulumi", "preview", "promote", "up"]
+__all__ = ["StackRun", "find_pulumi", "preview", "promote", "up"]
 
 IMAGE_TYPE = "docker-build:index:Image"
 
@@ -42,7 +42,7 @@ def engine_environment(project_dir: Path) -> dict[str, str]:
         "PULUMI_PYTHON_CMD": sys.executable,
     }
     if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
-        raise FlyteInfraError(
+        raise EngineError(
             "set PULUMI_CONFIG_PASSPHRASE (it encrypts this stack's secrets, e.g. the registry password)"
         )
     return variables
@@ -66,14 +66,6 @@ class StackRun:
         return [name for op, kind, name in self.steps if kind == type_token and op in operations]
 
 
-class EngineError(FlyteInfraError):
-    """The engine run failed; `run` holds the steps it had begun."""
-
-    def __init__(self, message: str, run: StackRun) -> None:
-        super().__init__(message)
-        self.run = run
-
-
 def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
     def on_event(event: auto.EngineEvent) -> None:
         if event.resource_pre_event is not None:
@@ -95,7 +87,9 @@ def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
 def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
     pulumi_cli = find_pulumi()
     if pulumi_cli is None:
-        raise FlyteInfraError("no pulumi CLI on PATH (with pulumi-language-python and the resource plugins)")
+        raise EngineError(
+            "no pulumi CLI on PATH (with pulumi-language-python and the resource plugins)", stack=stack_name
+        )
     variables = engine_environment(project_dir)
     if variables["PULUMI_BACKEND_URL"].startswith("file://"):
         Path(variables["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
@@ -124,7 +118,12 @@ def up(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun
     try:
         result = stack.up(on_event=_progress(run, out))
     except auto.CommandError as error:
-        raise EngineError(f"pulumi up of stack '{stack_name}' failed: {_engine_error(error)}", run) from None
+        raise EngineError(
+            f"pulumi up of stack '{stack_name}' failed: {_engine_error(error)}",
+            command="up",
+            stack=stack_name,
+            run=run,
+        ) from error
     run.outputs = {key: value.value for key, value in result.outputs.items()}
     run.summary = {str(kind): count for kind, count in (result.summary.resource_changes or {}).items()}
     return run
@@ -134,14 +133,20 @@ def promote(source: str, target: str, project_dir: Path, out: TextIO = sys.stdou
     """Deploy to `target` the image digests that `source` published; refuses if anything would build."""
     settings = load_stack_settings(project_dir, target)
     if settings.promote_from != source:
-        raise FlyteInfraError(
+        raise PromotionError(
             f"stack '{target}' promotes from '{settings.promote_from}', not '{source}' "
-            f"(set flyte-infra:promoteFrom in stacks/Pulumi.{target}.yaml)"
+            f"(set flyte-infra:promoteFrom in stacks/Pulumi.{target}.yaml)",
+            source=f"stack '{source}'",
+            target=target,
         )
     run = up(target, project_dir, out)
     built = run.names_of(IMAGE_TYPE)
     if built:
-        raise FlyteInfraError(f"promotion to '{target}' built images {built}; it must only reuse digests")
+        raise PromotionError(
+            f"promotion to '{target}' built images {built}; it must only reuse digests",
+            source=f"stack '{source}'",
+            target=target,
+        )
     return run
 
 

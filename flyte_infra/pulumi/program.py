@@ -10,13 +10,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from ..dockerfile import image_spec, write_build_context
+from ..artifacts.dockerfile import image_spec, write_build_context
+from ..artifacts.manifests import environment_manifests, namespace_manifest, service_dns
+from ..deploy.preflight import preflight
+from ..deploy.promotion import promoted_ref
+from ..deploy.settings import StackSettings
 from ..errors import FlyteInfraError
 from ..loader import Program, load_program
-from ..manifests import environment_manifests, namespace_manifest, service_dns
-from ..preflight import preflight
-from ..promotion import promoted_ref
-from ..settings import StackSettings
 from .component import ImageBuildArgs, KubernetesObject, TaskEnvironmentArgs, TaskEnvironmentComponent
 
 __all__ = ["CONFIG_NAMESPACE", "deploy", "main", "promoted_image_refs"]
@@ -130,7 +130,7 @@ def main() -> None:
             promoted=promoted_image_refs(settings),
         )
     except FlyteInfraError as error:
-        raise pulumi.RunError(str(error)) from None
+        raise pulumi.RunError(str(error)) from error
     image_refs = {name: component.image_ref for name, component in components.items()}
     pulumi.export("imageRefs", image_refs)
     pulumi.export(

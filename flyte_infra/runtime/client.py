@@ -9,12 +9,14 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RemoteTaskError
-from ..task import Task
 from .codec import decode_result, encode_arguments
 from .endpoints import ENDPOINT_TEMPLATE_VARIABLE, ENVIRONMENT_HEADER, endpoint_variable
+
+if TYPE_CHECKING:
+    from ..model.task import Task
 
 __all__ = ["CALL_TIMEOUT_VARIABLE", "CONNECT_TIMEOUT", "DEFAULT_CALL_TIMEOUT", "call_remote", "endpoint_of"]
 
@@ -34,19 +36,24 @@ def endpoint_of(environment: str, variables: Mapping[str, str] = os.environ) -> 
     if template:
         return template.replace("{env}", environment).rstrip("/")
     raise RemoteTaskError(
+        environment,
+        None,
+        "NoAddress",
         f"no address for environment '{environment}': set {endpoint_variable(environment)} "
-        f"or {ENDPOINT_TEMPLATE_VARIABLE}"
+        f"or {ENDPOINT_TEMPLATE_VARIABLE}",
+        raised_by_task=False,
     )
 
 
 def _call_timeout() -> float:
+    """Seconds from FLYTE_INFRA_CALL_TIMEOUT; ValueError if it is not a number of seconds."""
     text = os.environ.get(CALL_TIMEOUT_VARIABLE, "")
     try:
         seconds = float(text) if text else DEFAULT_CALL_TIMEOUT
     except ValueError:
         seconds = math.nan
     if not 0 <= seconds < math.inf:
-        raise RemoteTaskError(f"{CALL_TIMEOUT_VARIABLE}={text!r} is not a number of seconds (0 or more)")
+        raise ValueError(f"{CALL_TIMEOUT_VARIABLE}={text!r} is not a number of seconds (0 or more)")
     return seconds
 
 
@@ -71,7 +78,7 @@ def _post(url: str, payload: bytes) -> tuple[int, str | None, bytes]:
         try:
             connection.connect()
         except OSError as error:  # refused, name not resolvable yet, unreachable, timed out
-            raise _NotUp(f"{type(error).__name__}: {error}") from None
+            raise _NotUp(f"{type(error).__name__}: {error}") from error
         if connection.sock is not None:
             connection.sock.settimeout(None)
         try:
@@ -79,7 +86,7 @@ def _post(url: str, payload: bytes) -> tuple[int, str | None, bytes]:
             response = connection.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as error:
-            raise _Lost(f"{type(error).__name__}: {error}") from None
+            raise _Lost(f"{type(error).__name__}: {error}") from error
         if response.status == 503:
             raise _NotUp(f"HTTP 503 from {url}")
         return response.status, response.getheader(ENVIRONMENT_HEADER), body
@@ -87,16 +94,19 @@ def _post(url: str, payload: bytes) -> tuple[int, str | None, bytes]:
         connection.close()
 
 
-def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+def call_remote(task: Task[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """Run `task` on its environment's worker and return its (validated) result.
 
     Unreachable workers and 503s are retried with exponential backoff until FLYTE_INFRA_CALL_TIMEOUT;
     a task error, a bad argument or a lost connection fails at once.
     """
-    environment = task.environment.name
+    environment, name = task.environment.name, task.qualified_name
     url = f"{endpoint_of(environment)}/tasks/{task.name}"
     payload = json.dumps({"args": encode_arguments(task, args, kwargs)}).encode()
-    timeout = _call_timeout()
+    try:
+        timeout = _call_timeout()
+    except ValueError as error:
+        raise RemoteTaskError(environment, name, "BadTimeout", str(error), raised_by_task=False) from error
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -107,29 +117,43 @@ def call_remote(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RemoteTaskError(
-                    f"task '{task.qualified_name}': environment '{environment}' at {url} was not up "
-                    f"within {timeout:g} s ({not_up})"
-                ) from None
+                    environment,
+                    name,
+                    "NotUp",
+                    f"environment '{environment}' at {url} was not up within {timeout:g} s ({not_up})",
+                    raised_by_task=False,
+                ) from not_up
             time.sleep(min(delay, remaining))  # the last try comes at the deadline, not before it
             delay = min(delay * 2, 2.0)
         except _Lost as lost:
             raise RemoteTaskError(
-                f"task '{task.qualified_name}': the connection to environment '{environment}' at {url} "
-                f"broke during the call ({lost})"
-            ) from None
+                environment,
+                name,
+                "ConnectionLost",
+                f"the connection to environment '{environment}' at {url} broke during the call ({lost})",
+                raised_by_task=False,
+            ) from lost
     if served_by != environment:
         raise RemoteTaskError(
-            f"task '{task.qualified_name}': {url} is not a worker of environment '{environment}' "
-            f"(HTTP {status}, {ENVIRONMENT_HEADER}: {served_by})"
+            environment,
+            name,
+            "WrongWorker",
+            f"{url} is not a worker of environment '{environment}' "
+            f"(HTTP {status}, {ENVIRONMENT_HEADER}: {served_by})",
+            raised_by_task=False,
         )
     try:
         answer = json.loads(body)
-    except ValueError:
+    except ValueError as error:
         raise RemoteTaskError(
-            f"task '{task.qualified_name}': {url} answered HTTP {status} without JSON"
-        ) from None
+            environment,
+            name,
+            "BadResponse",
+            f"{url} answered HTTP {status} without JSON",
+            raised_by_task=False,
+        ) from error
     if status != 200:
-        raise RemoteTaskError.failed(
-            task.qualified_name, environment, str(answer.get("error", status)), str(answer.get("message", ""))
+        raise RemoteTaskError(
+            environment, name, str(answer.get("error", status)), str(answer.get("message", ""))
         )
     return decode_result(task, answer["result"])

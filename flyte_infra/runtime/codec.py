@@ -8,16 +8,17 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from ..errors import FlyteInfraError
-from ..task import Task
+from ..errors import TaskArgumentError
+
+if TYPE_CHECKING:
+    from ..model.task import Task
 
 __all__ = [
-    "TaskArgumentError",
     "check_hints",
     "decode_argument",
     "decode_arguments",
@@ -28,42 +29,37 @@ __all__ = [
 ]
 
 
-class TaskArgumentError(FlyteInfraError, ValueError):
-    """An argument or result does not match the task's signature."""
-
-
 @cache
-def _adapters(task: Task[Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAdapter[Any]]:
+def _adapters(task: Task[..., Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAdapter[Any]]:
     """One adapter per parameter and one for the result; a hint that cannot be resolved or turned
     into JSON validation is a TaskArgumentError naming the task and the parameter."""
     try:
         hints = typing.get_type_hints(task.func, include_extras=True)  # keep Annotated validators
     except Exception as error:  # NameError for a name imported only under TYPE_CHECKING, and the like
         raise TaskArgumentError(
-            f"task '{task.qualified_name}': its type hints cannot be resolved: {_first_line(error)}"
-        ) from None
+            task.qualified_name, f"its type hints cannot be resolved: {_first_line(error)}"
+        ) from error
     names = [*inspect.signature(task.func).parameters, "return"]
     adapters = {name: _adapter(task, name, hints.get(name, Any)) for name in names}
     result = adapters.pop("return")
     return adapters, result
 
 
-def _adapter(task: Task[Any], name: str, hint: Any) -> TypeAdapter[Any]:
-    where = "result" if name == "return" else f"parameter '{name}'"
+def _adapter(task: Task[..., Any], name: str, hint: Any) -> TypeAdapter[Any]:
     try:
         adapter = TypeAdapter(hint)
         if not adapter.pydantic_complete and not adapter.rebuild():  # e.g. an unresolved recursive alias
             raise TypeError("the type is not fully defined")
     except Exception as error:  # pydantic cannot validate this type from JSON
         raise TaskArgumentError(
-            f"task '{task.qualified_name}': {where}: type hint {hint!r} cannot be sent as JSON: "
-            f"{_first_line(error)}"
-        ) from None
+            task.qualified_name, f"type hint {hint!r} cannot be sent as JSON: {_first_line(error)}", name
+        ) from error
     if _holds_secrets(adapter):
         raise TaskArgumentError(
-            f"task '{task.qualified_name}': {where}: type hint {hint!r} holds a secret (SecretStr, "
-            "SecretBytes), which JSON would carry masked; give the environment the secret instead: "
-            "TaskEnvironment(secrets=[...])"
+            task.qualified_name,
+            f"type hint {hint!r} holds a secret (SecretStr, SecretBytes), which JSON would carry masked; "
+            "give the environment the secret instead: TaskEnvironment(secrets=[...])",
+            name,
         )
     return adapter
 
@@ -112,33 +108,32 @@ def _problem(error: ValidationError) -> str:
     return f"{first['msg']}{f' at {where}' if where else ''} (got {first.get('input')!r})"
 
 
-def check_hints(task: Task[Any]) -> None:
+def check_hints(task: Task[..., Any]) -> None:
     """TaskArgumentError if a parameter's or the result's type hint cannot travel as JSON."""
     _adapters(task)
 
 
-def encode_arguments(task: Task[Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def encode_arguments(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
     """Bind a call's arguments to parameter names, validate each, and turn it into JSON-ready data."""
     try:
         bound = task.signature.bind(*args, **kwargs)
     except TypeError as error:
-        raise TaskArgumentError(f"task '{task.qualified_name}': {error}") from None
+        raise TaskArgumentError(task.qualified_name, str(error)) from error
     parameters, _ = _adapters(task)
-    return {
-        name: _json(parameters[name], value, task, f"parameter '{name}'")
-        for name, value in bound.arguments.items()
-    }
+    return {name: _json(parameters[name], value, task, name) for name, value in bound.arguments.items()}
 
 
-def decode_argument(task: Task[Any], name: str, value: Any) -> Any:
+def decode_argument(task: Task[..., Any], name: str, value: Any) -> Any:
     """Validate one argument against its parameter's hint; errors name the task and the parameter."""
     parameters, _ = _adapters(task)
     if name not in parameters:
-        raise TaskArgumentError(f"task '{task.qualified_name}': unknown parameter {name!r}")
-    return _validated(parameters[name], value, task, f"parameter '{name}'")
+        raise TaskArgumentError(task.qualified_name, f"unknown parameter {name!r}")
+    return _validated(parameters[name], value, task, name)
 
 
-def decode_text_argument(task: Task[Any], name: str, text: str) -> Any:
+def decode_text_argument(task: Task[..., Any], name: str, text: str) -> Any:
     """A command-line value: JSON, else (or when its JSON value does not fit, as `123` for a `str`) the
     text itself."""
     try:
@@ -150,49 +145,52 @@ def decode_text_argument(task: Task[Any], name: str, text: str) -> Any:
     except TaskArgumentError as error:
         with contextlib.suppress(TaskArgumentError):
             return decode_argument(task, name, text)
-        raise error from None
+        raise error from None  # the text's failure adds nothing to the JSON value's
 
 
 def decode_arguments(
-    task: Task[Any], data: Mapping[str, Any], decode: Callable[[Task[Any], str, Any], Any] = decode_argument
+    task: Task[..., Any],
+    data: Mapping[str, Any],
+    decode: Callable[[Task[..., Any], str, Any], Any] = decode_argument,
 ) -> dict[str, Any]:
     """Validate every argument with `decode` and check that they complete the task's signature."""
     if not isinstance(data, Mapping):
-        raise TaskArgumentError(f"task '{task.qualified_name}': arguments must be an object, got {data!r}")
+        raise TaskArgumentError(task.qualified_name, f"arguments must be an object, got {data!r}")
     unknown = sorted(set(data) - set(_adapters(task)[0]))
     if unknown:
-        raise TaskArgumentError(f"task '{task.qualified_name}': unknown parameter(s) {', '.join(unknown)}")
+        raise TaskArgumentError(task.qualified_name, f"unknown parameter(s) {', '.join(unknown)}")
     values = {name: decode(task, name, value) for name, value in data.items()}
     try:
         task.signature.bind(**values)
     except TypeError as error:
-        raise TaskArgumentError(f"task '{task.qualified_name}': {error}") from None
+        raise TaskArgumentError(task.qualified_name, str(error)) from error
     return values
 
 
-def encode_result(task: Task[Any], value: Any) -> Any:
+def encode_result(task: Task[..., Any], value: Any) -> Any:
     """Validate a task's return value against its hint and turn it into JSON-ready data."""
-    return _json(_adapters(task)[1], value, task, "result")
+    return _json(_adapters(task)[1], value, task, "return")
 
 
-def _validated(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) -> Any:
-    """`value` validated by `adapter`; a TaskArgumentError naming the task and `where` otherwise."""
+def _validated(adapter: TypeAdapter[Any], value: Any, task: Task[..., Any], parameter: str) -> Any:
+    """`value` validated by `adapter`; a TaskArgumentError naming the task and `parameter` otherwise
+    ("return" for the result)."""
     try:
         return adapter.validate_python(value)
     except ValidationError as error:
-        raise TaskArgumentError(f"task '{task.qualified_name}': {where}: {_problem(error)}") from None
+        raise TaskArgumentError(task.qualified_name, _problem(error), parameter) from error
 
 
-def _json(adapter: TypeAdapter[Any], value: Any, task: Task[Any], where: str) -> Any:
+def _json(adapter: TypeAdapter[Any], value: Any, task: Task[..., Any], parameter: str) -> Any:
     """`value` validated by `adapter` and dumped as JSON-ready data; TaskArgumentError otherwise."""
-    valid = _validated(adapter, value, task, where)
+    valid = _validated(adapter, value, task, parameter)
     try:
         return adapter.dump_python(valid, mode="json")
     except (PydanticSerializationError, ValueError, TypeError) as error:  # e.g. bytes that are not UTF-8
         problem = f"cannot be sent as JSON: {_first_line(error)}"
-    raise TaskArgumentError(f"task '{task.qualified_name}': {where}: {problem}")
+    raise TaskArgumentError(task.qualified_name, problem, parameter)
 
 
-def decode_result(task: Task[Any], data: Any) -> Any:
+def decode_result(task: Task[..., Any], data: Any) -> Any:
     """Validate JSON data received as a task's result against its return hint."""
-    return _validated(_adapters(task)[1], data, task, "result")
+    return _validated(_adapters(task)[1], data, task, "return")

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ._spec import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel
-from .errors import FlyteInfraError, InvalidSpecError
-from .resources import GPU, GPU_TYPES
+from ..errors import InvalidSpecError, StackConfigError
+from ..model.resources import GPU, GPU_TYPES
+from ..model.validation import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel
 
 __all__ = ["PRESET_KEYS", "AcceleratorLabels", "StackSettings", "load_stack_settings"]
 
@@ -154,8 +154,8 @@ class StackSettings(SpecModel):
     render_dir: str | None = None
 
     @classmethod
-    def _spec_owner(cls, data: dict[str, Any]) -> str:
-        return f"stack '{data.get('stack', '?')}'"
+    def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
+        return StackConfigError(str(data.get("stack", "?")), field, problem)
 
     @field_validator(*_FORMATS)
     @classmethod
@@ -185,7 +185,7 @@ class StackSettings(SpecModel):
             return AcceleratorLabels(**{str(key): item for key, item in value.items()})
         except InvalidSpecError as error:
             field = "" if error.field == "value" else f"{error.field}: "
-            raise ValueError(field + error.problem) from None
+            raise ValueError(field + error.problem) from error
 
     def replicas_of(self, environment: str) -> int:
         """Replicas of `environment`'s Deployment: its override, else `replicas`."""
@@ -201,8 +201,8 @@ class StackSettings(SpecModel):
         known = set(names)
         unknown = sorted(set(self.replicas_per_environment) - known)
         if unknown:
-            raise InvalidSpecError(
-                f"stack '{self.stack}'",
+            raise StackConfigError(
+                self.stack,
                 f"{_CONFIG_PREFIX}replicasPerEnvironment",
                 f"no environment named {', '.join(map(repr, unknown))} "
                 f"(environments: {', '.join(sorted(known))})",
@@ -227,8 +227,8 @@ class StackSettings(SpecModel):
             if key in _SECRET_KEYS:
                 continue
             if key not in known:
-                raise InvalidSpecError(
-                    f"stack '{stack}'",
+                raise StackConfigError(
+                    stack,
                     f"{_CONFIG_PREFIX}{key}",
                     f"unknown setting (known: {', '.join(sorted(known))})",
                 )
@@ -237,9 +237,9 @@ class StackSettings(SpecModel):
             return cls(**fields)
         except InvalidSpecError as error:
             head, dot, rest = error.field.partition(".")
-            raise InvalidSpecError(
-                error.subject, f"{_CONFIG_PREFIX}{_camel(head)}{dot}{rest}", error.problem
-            ) from None
+            raise StackConfigError(
+                stack, f"{_CONFIG_PREFIX}{_camel(head)}{dot}{rest}", error.problem
+            ) from error
 
 
 def _camel(name: str) -> str:
@@ -255,14 +255,16 @@ def load_stack_settings(project_dir: Path, stack: str) -> StackSettings:
     """
     path = project_dir / "stacks" / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise FlyteInfraError(f"no stack '{stack}': {path} does not exist")
+        raise StackConfigError(
+            stack, None, f"{path} does not exist", message=f"no stack '{stack}': {path} does not exist"
+        )
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise FlyteInfraError(f"stack '{stack}': {path} is not valid YAML: {_one_line(error)}") from None
+        raise StackConfigError(stack, None, f"{path} is not valid YAML: {_one_line(error)}") from error
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
-        raise FlyteInfraError(f"stack '{stack}': {path} has no `config:` mapping")
+        raise StackConfigError(stack, None, f"{path} has no `config:` mapping")
     values = {
         key.removeprefix(_CONFIG_PREFIX): value
         for key, value in config.items()

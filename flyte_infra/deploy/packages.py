@@ -8,12 +8,9 @@ CPython its reference names, see `image_python`); version specifiers are compare
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from types import MappingProxyType
-from weakref import WeakValueDictionary
+from functools import lru_cache
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -49,15 +46,15 @@ _LINUX: dict[str, str] = {
 _PYTHON_IMAGE = re.compile(r"(?:^|/)python:(?P<version>\d+\.\d+(?:\.\d+)?)(?=$|[-@])")
 
 
-@cache
+@lru_cache(maxsize=256)
 def image_python(image: str) -> str:
     """The CPython version an image reference names (`python:3.12-slim` -> "3.12", `python:3.11.9`
     -> "3.11.9"), else DEFAULT_PYTHON. Markers are evaluated for it, not for the deploying Python."""
     match = _PYTHON_IMAGE.search(image)
-    return sys.intern(match["version"]) if match else DEFAULT_PYTHON
+    return match["version"] if match else DEFAULT_PYTHON
 
 
-@cache
+@lru_cache(maxsize=32)
 def _target_environment(python: str) -> dict[str, str]:
     """The marker environment of a Linux image running CPython `python` ("3.11" is taken as 3.11.0)."""
     release = python.split(".")
@@ -80,10 +77,13 @@ class CoverageProblem:
     fix: str
 
 
-@cache
+@lru_cache(maxsize=8192)
 def _applicable(text: str, python: str) -> tuple[str, Requirement] | None:
     """(normalised name, requirement without its marker), or None when the marker excludes an
-    image running CPython `python`."""
+    image running CPython `python`.
+
+    Memoised: programs repeat the same lines across environments (a parent carries its children's
+    pins). The requirement returned is shared, so callers never change it."""
     requirement = Requirement(text)
     if requirement.marker is not None and not requirement.marker.evaluate(_target_environment(python)):
         return None
@@ -95,20 +95,15 @@ Line = str | tuple[str, ...]
 """A requirement as written: one line, or the lines that name the same package (merged)."""
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+@dataclass(frozen=True)
 class PackageSet:
-    """The packages that apply on the image's platform: one `Line` per normalised name.
+    """The packages that apply on the image's platform: one `Line` per normalised name."""
 
-    Read-only, since environments with equal lists share one.
-    """
-
-    lines: Mapping[str, Line]
+    lines: dict[str, Line]
     values: frozenset[str]
-    """Every line as written, interned, whether its marker applies or not: a parent that has all
-    of a child's lines verbatim installs what the child needs on any Python, and that subset test
-    is pointer comparisons in C. Sets of the same lines for the same Python share one object, so
-    that the test between them is one identity check."""
-    requirements: Mapping[str, Requirement]
+    """Every line as written, whether its marker applies or not: a parent that has all of a
+    child's lines verbatim installs what the child needs on any Python."""
+    requirements: dict[str, Requirement]
     """Each line parsed, without its marker (merged where several lines name one package)."""
     python: str
     """The CPython version the markers were evaluated for."""
@@ -117,72 +112,39 @@ class PackageSet:
 def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> PackageSet:
     """Parse `packages` for an image running CPython `python`; ValueError names the first line that
     is not a PEP 508 requirement, or two lines of one package that contradict each other (no
-    version satisfies both, or they name different URLs).
-
-    Equal lists share one PackageSet while anything holds it (its parts are never changed):
-    environments that carry the same packages, as parents carrying their children's pins often do,
-    keep one parsed copy, and preflight sees that such a parent covers such a child without
-    comparing a line.
-    """
+    version satisfies both, or they name different URLs)."""
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
-    key = (tuple(packages), python)
-    try:
-        known = _PACKAGE_SETS.get(key)
-    except TypeError:  # an unhashable line: _parsed names it
-        return _parsed(packages, python)
-    if known is None:
-        known = _PACKAGE_SETS[key] = _parsed(packages, python)
-    return known
-
-
-_PACKAGE_SETS: WeakValueDictionary[tuple[tuple[str, ...], str], PackageSet] = WeakValueDictionary()
-"""(package list, Python) -> its PackageSet, while an environment (or anything) holds that set."""
-
-
-def _parsed(packages: Sequence[str], python: str) -> PackageSet:
     parsed: list[tuple[str, str, Requirement]] = []
     texts: list[str] = []
     for index, text in enumerate(packages):
         if not isinstance(text, str):
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
-        text = sys.intern(str.__str__(text))  # the text itself: a subclass's str() may differ
+        text = str.__str__(text)  # the text itself: a subclass's str() may differ
         texts.append(text)
         try:
             applicable = _applicable(text, python)
         except InvalidRequirement as error:
             reason = str(error).splitlines()[0]
-            raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from None
+            raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from error
         if applicable is not None:
             parsed.append((applicable[0], text, applicable[1]))
     lines: dict[str, Line] = {name: text for name, text, _ in parsed}
     requirements = {name: requirement for name, _, requirement in parsed}
-    if len(lines) < len(parsed):  # rare: several lines for one package
+    if len(lines) < len(parsed):  # several lines for one package: merge them
         for name in lines:
             same = [(text, requirement) for other, text, requirement in parsed if other == name]
             if len(same) > 1:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
-    values = frozenset(texts)
-    same_lines = _LINE_SETS.get((values, python))
-    if same_lines is not None:  # the same lines in another order: their set and requirements
-        return PackageSet(MappingProxyType(lines), same_lines.values, same_lines.requirements, python)
-    parsed_set = PackageSet(MappingProxyType(lines), values, MappingProxyType(requirements), python)
-    _LINE_SETS[values, python] = parsed_set
-    return parsed_set
-
-
-_LINE_SETS: WeakValueDictionary[tuple[frozenset[str], str], PackageSet] = WeakValueDictionary()
-"""(set of lines, Python) -> a live PackageSet parsed from them. A list with the same lines in
-another order shares its line set and requirements (neither depends on the order) and keeps its
-own `lines`, in its order."""
+    return PackageSet(lines, frozenset(texts), requirements, python)
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:
     """One requirement for several lines naming the same package (specifiers and extras combined);
     ValueError when no version satisfies them all, or two lines name different URLs, as pip would
     find."""
-    combined = Requirement(str(same[0][1]))  # a fresh object: cached ones are shared
+    combined = Requirement(str(same[0][1]))  # a fresh object: memoised ones are shared
     for count, (text, requirement) in enumerate(same[1:], start=1):
         combined.specifier &= requirement.specifier
         if _unsatisfiable(combined.specifier):
@@ -209,22 +171,12 @@ def coverage_problems(
 def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem]:
     """`coverage_problems` for parsed package sets, in the order of the child's packages."""
     problems: list[CoverageProblem] = []
-    if need.values <= have.values:
+    if need.values <= have.values:  # every child line verbatim in the parent covers itself
         return problems
-    present_lines = have.lines
     for name, line in need.lines.items():
-        present = present_lines.get(name)
-        if present != line:  # a line present on both sides covers itself
-            key = (present, line)  # the needed line determines the name
-            found = _PROBLEMS.get(key)
-            if found is None:
-                found = _PROBLEMS[key] = _compare(name, have.requirements.get(name), need.requirements[name])
-            problems.extend(found)
+        if have.lines.get(name) != line:  # a line present on both sides covers itself
+            problems.extend(_compare(name, have.requirements.get(name), need.requirements[name]))
     return problems
-
-
-_PROBLEMS: dict[tuple[Line | None, Line], tuple[CoverageProblem, ...]] = {}
-"""Problems of a (present, needed) pair of lines, computed once per program."""
 
 
 RUNTIME_REQUIREMENTS = ("pydantic>=2.6,<3", "packaging>=24")
@@ -250,12 +202,8 @@ def runtime_conflicts(packages: PackageSet) -> list[CoverageProblem]:
 
 
 def clear_caches() -> None:
-    """Forget parsed requirements and package sets, and compared pairs (benchmarks measure cold
-    runs with it); environments keep the sets they hold."""
+    """Forget the memoised requirement parses (to measure a program's first check)."""
     _applicable.cache_clear()
-    _PACKAGE_SETS.clear()
-    _LINE_SETS.clear()
-    _PROBLEMS.clear()
 
 
 def _compare(name: str, present: Requirement | None, needed: Requirement) -> tuple[CoverageProblem, ...]:

@@ -7,30 +7,35 @@ import shlex
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .environment import TaskEnvironment
-from .loader import Program
-from .packages import RUNTIME_REQUIREMENTS
-from .settings import StackSettings
+from ..deploy.packages import RUNTIME_REQUIREMENTS
 
-__all__ = ["RUNTIME_REQUIREMENTS", "ImageSpec", "image_spec", "write_build_context"]
+if TYPE_CHECKING:
+    from ..deploy.settings import StackSettings
+    from ..loader import Program
+    from ..model.environment import TaskEnvironment
+
+__all__ = ["RUNTIME_REQUIREMENTS", "WORKER_MODULE", "ImageSpec", "image_spec", "write_build_context"]
 
 
-_PACKAGE_DIR = Path(__file__).parent
+_PACKAGE_DIR = Path(__file__).parent.parent
 _NOT_IN_IMAGES = (
-    "pulumi",
-    "build.py",
+    "artifacts/",
+    "docker/",
+    "pulumi/",
     "cli.py",
-    "diagram.py",
-    "dockerfile.py",
-    "manifests.py",
-    "plan.py",
-    "preflight.py",
-    "promotion.py",
-    "render.py",
-    "settings.py",
+    "deploy/plan.py",
+    "deploy/preflight.py",
+    "deploy/promotion.py",
+    "deploy/settings.py",
 )
-"""Deploy-time parts of flyte_infra that a worker never imports (so changing them changes no tag)."""
+"""Deploy-time parts of flyte_infra that a worker never imports (so changing them changes no tag).
+The worker needs the model, the runtime, the loader, and the graph and package parsing the model
+and loader use."""
+
+WORKER_MODULE = "flyte_infra.runtime.worker"
+"""The module a worker container runs (`python -m`)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _dockerfile(base_image: str, packages: tuple[str, ...], module_name: str, po
         "ENV HOME=/tmp XDG_CACHE_HOME=/tmp/.cache",
         "USER 1000:1000",
         f"EXPOSE {port}",
-        'ENTRYPOINT ["python", "-m", "flyte_infra.worker"]',
+        f'ENTRYPOINT ["python", "-m", "{WORKER_MODULE}"]',
     ]
     return "\n".join(lines) + "\n"
 
@@ -82,7 +87,7 @@ def _runtime_files() -> tuple[tuple[str, bytes], ...]:
     files = []
     for path in sorted(_PACKAGE_DIR.rglob("*.py")):
         relative = path.relative_to(_PACKAGE_DIR)
-        if relative.parts[0] in _NOT_IN_IMAGES or "__pycache__" in relative.parts:
+        if relative.as_posix().startswith(_NOT_IN_IMAGES) or "__pycache__" in relative.parts:
             continue
         files.append((f"runtime/flyte_infra/{relative.as_posix()}", path.read_bytes()))
     return tuple(files)

@@ -12,9 +12,9 @@ __all__ = ["build_plan"]
 def build_plan(graph: EnvironmentGraph) -> dict[str, Any]:
     """Order, waves, and per environment: image, packages, depends_on, requests/limits, GPU, tasks.
 
-    Environments come in discovery order (roots first: about the order the program created them,
-    which walks memory in order); `order` is the deploy order. Sequences are tuples (the graph's
-    own where it has them), so the plan can share them and never changes with the environments.
+    Environments come in discovery order (roots first: about the order the program created them);
+    `order` is the deploy order. Sequences are tuples copied from the environments, so the plan is
+    a snapshot that does not change with them.
     """
     dependencies_of = graph.dependencies
     environments = {}

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import dis
+import functools
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .environment import TaskEnvironment
-from .errors import CycleError, PreflightError
+from ..errors import CycleError, PreflightError, TaskArgumentError
+from ..model.environment import TaskEnvironment
+from ..model.task import Task
+from ..runtime.codec import check_hints
 from .graph import Edges, EnvironmentGraph, discover_edges, ordered, reachable
 from .packages import CoverageProblem, PackageSet, missing_coverage, package_set, runtime_conflicts
-from .runtime.codec import TaskArgumentError, check_hints
-from .task import Task
 
 __all__ = ["Finding", "PreflightReport", "called_tasks", "preflight"]
 
-Calls = Mapping["Task[Any]", list["Task[Any]"]]
+Calls = Mapping["Task[..., Any]", list["Task[..., Any]"]]
 """Each task -> the tasks its body calls."""
 
 
@@ -77,15 +78,10 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
             Finding("error", cycle.cycle[0], "depends_on", str(cycle), "remove one edge of the cycle")
         )
     package_sets: dict[str, PackageSet] = {}
-    calls: dict[Task[Any], list[Task[Any]]] = {}
-    runtime: dict[int, list[CoverageProblem]] = {}  # by requirements: lists of equal lines share them
+    calls: dict[Task[..., Any], list[Task[..., Any]]] = {}
     for name, environment in environments.items():
         packages = package_sets[name] = environment.package_set
-        conflicts = runtime.get(id(packages.requirements))
-        if conflicts is None:
-            conflicts = runtime[id(packages.requirements)] = runtime_conflicts(packages)
-        if conflicts:
-            findings.extend(_runtime_findings(name, conflicts))
+        findings.extend(_runtime_findings(name, runtime_conflicts(packages)))
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
     findings.extend(_package_findings(environments, package_sets, edges))
@@ -102,8 +98,8 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
     Such a task is a warning, since a client or a call the bytecode scan misses still could not
     reach it.
     """
-    internal: set[Task[Any]] = set()
-    external: set[Task[Any]] = set()
+    internal: set[Task[..., Any]] = set()
+    external: set[Task[..., Any]] = set()
     for caller, callees in calls.items():
         for callee in callees:
             (internal if callee.environment is caller.environment else external).add(callee)
@@ -111,7 +107,7 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
         try:
             check_hints(task)
         except TaskArgumentError as error:
-            problem = str(error).removeprefix(f"task '{task.qualified_name}': ")
+            problem = f"{error.where}: {error.problem}" if error.where else error.problem
             only_internal = task in internal and task not in external
             note = "; it works only when called by its own environment's tasks"
             yield Finding(
@@ -128,11 +124,10 @@ def _package_findings(
 ) -> Iterator[Finding]:
     for parent, children in edges.items():
         have = package_sets[parent]
-        lines = have.values
         for child in children:
             need = package_sets[child]
-            if need.values is lines or need.values <= lines:  # the usual cases: the same lines (one
-                continue  # shared set), or every child line verbatim in the parent (a subset test in C)
+            if need.values <= have.values:  # every child line verbatim in the parent: covered
+                continue
             if need.python != have.python:  # the child's packages, as the parent's image installs them
                 try:
                     need = package_set(environments[child].packages, have.python)
@@ -177,9 +172,11 @@ def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
         environment = task.environment
         for callee in callees:
             target = callee.environment
-            if target is environment:
+            if (
+                target is environment or target.name in edges[environment.name]
+            ):  # itself, or a direct dependency
                 continue
-            if environment.name not in allowed_from:
+            if environment.name not in allowed_from:  # the whole closure, only for an indirect call
                 allowed_from[environment.name] = reachable(environment.name, edges)
             if target.name in allowed_from[environment.name]:
                 continue
@@ -194,7 +191,7 @@ def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
             )
 
 
-def called_tasks(task: Task[Any]) -> list[Task[Any]]:
+def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
     """Tasks that `task`'s body refers to: module globals, closure variables, `module.task` attributes,
     in the function and in functions nested in it."""
     function = task.func
@@ -202,21 +199,47 @@ def called_tasks(task: Task[Any]) -> list[Task[Any]]:
         name: _cell_value(cell)
         for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=False)
     }
-    found: dict[int, Task[Any]] = {}
+    found: dict[Task[..., Any], None] = {}  # in order of first reference, each once
     for code in _code_objects(function.__code__):
-        current: Any = None
-        for instruction in dis.get_instructions(code):
-            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                current = function.__globals__.get(instruction.argval)
-            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and code is function.__code__:
-                current = closure.get(instruction.argval)
-            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, types.ModuleType):
-                current = getattr(current, instruction.argval, None)
-            else:
-                current = None
-            if isinstance(current, Task) and current is not task:
-                found[id(current)] = current
-    return list(found.values())
+        for source, name, attributes in _references(code, code is function.__code__):
+            current = (function.__globals__ if source == "global" else closure).get(name)
+            for attribute in (None, *attributes):
+                if attribute is not None:
+                    if not isinstance(current, types.ModuleType):
+                        break
+                    current = getattr(current, attribute, None)
+                if isinstance(current, Task) and current is not task:
+                    found[current] = None
+    return list(found)
+
+
+Reference = tuple[str, str, tuple[str, ...]]
+"""("global" | "closure", a name the code loads, the attributes it then reads of it, in order)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...]:
+    """The names `code` loads and the attribute chains it reads from them (`module.task` is
+    ("global", "module", ("task",))); closure variables count only in the task's own function,
+    whose cells `called_tasks` reads. Bytecode never changes, so this is computed once per code
+    object; what the names refer to is looked up on every call."""
+    references: list[Reference] = []
+    current: tuple[str, str, list[str]] | None = None
+    for instruction in dis.get_instructions(code):
+        opname, argval = instruction.opname, instruction.argval
+        if opname in ("LOAD_ATTR", "LOAD_METHOD") and current is not None:
+            current[2].append(argval)
+            continue
+        if current is not None:
+            references.append((current[0], current[1], tuple(current[2])))
+            current = None
+        if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            current = ("global", argval, [])
+        elif opname in ("LOAD_DEREF", "LOAD_CLOSURE") and own_closure:
+            current = ("closure", argval, [])
+    if current is not None:
+        references.append((current[0], current[1], tuple(current[2])))
+    return tuple(references)
 
 
 def _cell_value(cell: types.CellType) -> Any:

@@ -6,9 +6,12 @@ import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from .environment import TaskEnvironment
-from .errors import CycleError, DuplicateEnvironmentError
+from ..errors import CycleError, DuplicateEnvironmentError
+
+if TYPE_CHECKING:
+    from ..model.environment import TaskEnvironment
 
 __all__ = ["Edges", "EnvironmentGraph", "build_graph", "discover", "discover_edges", "ordered", "reachable"]
 
@@ -39,11 +42,7 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
         name = environment.name
         known = found.get(name)
         if known is not None:
-            raise DuplicateEnvironmentError(
-                f"two environments are named '{name}': one defined at {known.defined_at}, "
-                f"the other at {environment.defined_at}; give each a unique name "
-                "(clone_with(name=...) for a copy)"
-            )
+            raise DuplicateEnvironmentError(name, (known.defined_at, environment.defined_at))
         found[name] = environment
         names[environment] = name
         dependencies = environment.depends_on
@@ -112,7 +111,7 @@ def ordered(environments: dict[str, TaskEnvironment], edges: Edges) -> Environme
     try:
         sorter.prepare()
     except graphlib.CycleError as error:
-        raise CycleError(_readable_cycle(error.args[1])) from None
+        raise CycleError(_readable_cycle(error.args[1])) from error
     waves = []
     while sorter.is_active():
         ready = sorted(sorter.get_ready())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .environment import TaskEnvironment
-from .errors import InvalidSpecError
-from .graph import EnvironmentGraph
-from .runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
-from .settings import StackSettings
+from ..deploy.graph import EnvironmentGraph
+from ..deploy.settings import StackSettings
+from ..errors import InvalidSpecError
+from ..model.environment import TaskEnvironment
+from ..runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 
 __all__ = [
     "CLIENT_LABEL",

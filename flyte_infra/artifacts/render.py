@@ -8,12 +8,12 @@ from typing import Any
 
 import yaml
 
+from ..deploy.preflight import preflight
+from ..deploy.promotion import promoted_ref
+from ..deploy.settings import StackSettings
+from ..loader import Program
 from .dockerfile import image_spec, write_build_context
-from .loader import Program
 from .manifests import environment_manifests, namespace_manifest
-from .preflight import preflight
-from .promotion import promoted_ref
-from .settings import StackSettings
 
 __all__ = ["render"]
 

@@ -10,12 +10,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .dockerfile import ImageSpec, image_spec, write_build_context
-from .errors import FlyteInfraError
-from .loader import Program
-from .preflight import preflight
-from .settings import StackSettings
+from ..artifacts.dockerfile import ImageSpec, image_spec, write_build_context
+from ..deploy.preflight import preflight
+from ..errors import ImageBuildError
+
+if TYPE_CHECKING:
+    from ..deploy.settings import StackSettings
+    from ..loader import Program
 
 __all__ = ["build_image", "build_images"]
 
@@ -25,22 +28,23 @@ _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\x1b]*(?:\x07|\x1b
 one-line message: CSI sequences such as colours, and OSC sequences such as hyperlinks."""
 
 
-def _docker(*args: str, timeout: float = 1800) -> str:
+def _docker(*args: str, timeout: float = 1800, image: str | None = None) -> str:
+    """docker's stdout; ImageBuildError (about `image`, if given) when it fails."""
     try:
         completed = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise FlyteInfraError("the docker CLI is not installed") from None
+    except FileNotFoundError as error:
+        raise ImageBuildError("the docker CLI is not installed", image=image) from error
     if completed.returncode != 0:
-        summary = _failure_summary(completed.stdout, completed.stderr)
-        raise FlyteInfraError(f"docker {args[0]} failed: {summary}")
+        log = _failure_log(completed.stdout, completed.stderr)
+        raise ImageBuildError(f"docker {args[0]} failed: {' | '.join(log)}", image=image, log=log)
     return completed.stdout.strip()
 
 
-def _failure_summary(stdout: str, stderr: str) -> str:
+def _failure_log(stdout: str, stderr: str) -> list[str]:
     """The `ERROR` lines a build step printed (pip's, say), wherever the daemon streamed them, and
-    docker's own last words, on one line."""
+    docker's own last words."""
     errors = [line for line in _plain_lines(stdout + "\n" + stderr) if line.startswith("ERROR")][-3:]
-    return " | ".join(dict.fromkeys(errors + _plain_lines(stderr)[-3:]))
+    return list(dict.fromkeys(errors + _plain_lines(stderr)[-3:]))
 
 
 def _plain_lines(text: str) -> list[str]:
@@ -48,35 +52,52 @@ def _plain_lines(text: str) -> list[str]:
 
 
 def _require_daemon() -> None:
-    """FlyteInfraError saying how to start the project's own daemon when none answers."""
+    """ImageBuildError saying how to start the project's own daemon when none answers."""
     if shutil.which("docker") is None:
-        raise FlyteInfraError("the docker CLI is not installed (`scripts/services.sh up` installs it)")
+        raise ImageBuildError("the docker CLI is not installed (`scripts/services.sh up` installs it)")
     try:
         _docker("version", "--format", "{{.Server.Version}}", timeout=30)
-    except FlyteInfraError:
-        raise FlyteInfraError(
+    except ImageBuildError as error:
+        raise ImageBuildError(
             "no Docker daemon answers (docker version failed); start the project's own with "
-            '`scripts/services.sh up` and point the CLI at it: eval "$(scripts/services.sh env)"'
-        ) from None
+            '`scripts/services.sh up` and point the CLI at it: eval "$(scripts/services.sh env)"',
+            log=error.log,
+        ) from error
 
 
 def build_image(
-    spec: ImageSpec, settings: StackSettings, workdir: Path, *, push: bool = True, no_cache: bool = False
+    spec: ImageSpec,
+    settings: StackSettings,
+    workdir: Path,
+    *,
+    push: bool = True,
+    no_cache: bool = False,
+    environment: str | None = None,
 ) -> str:
-    """Build `spec` (host network) and, with `push`, push it; returns `name@sha256:...` when pushed."""
+    """Build `spec` (host network) and, with `push`, push it; returns `name@sha256:...` when pushed.
+
+    ImageBuildError names `environment` (the first one built from `spec`) when given.
+    """
     context = write_build_context(spec, workdir / spec.tag)
     name = spec.image_name(settings)
     cache = ["--no-cache"] if no_cache else []
-    _docker("build", "--network", "host", "--quiet", *cache, "--tag", name, str(context))
-    if not push:
-        return name
-    _docker("push", "--quiet", name)
-    for digest_ref in _docker(
-        "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", name
-    ).split():
+    try:
+        _docker("build", "--network", "host", "--quiet", *cache, "--tag", name, str(context), image=name)
+        if not push:
+            return name
+        _docker("push", "--quiet", name, image=name)
+        inspected = _docker(
+            "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", name, image=name
+        )
+    except ImageBuildError as error:
+        error.environment = environment
+        raise
+    for digest_ref in inspected.split():
         if digest_ref.startswith(name.rsplit(":", 1)[0] + "@"):
             return f"{name}@{digest_ref.split('@', 1)[1]}"
-    raise FlyteInfraError(f"pushed {name}, but docker reports no digest for it")
+    raise ImageBuildError(
+        f"pushed {name}, but docker reports no digest for it", environment=environment, image=name
+    )
 
 
 def build_images(
@@ -99,7 +120,7 @@ def build_images(
     references = {}
     for name, spec in specs.items():
         if spec.tag not in by_tag:
-            by_tag[spec.tag] = build_image(spec, settings, workdir, push=push)
+            by_tag[spec.tag] = build_image(spec, settings, workdir, push=push, environment=name)
         references[name] = by_tag[spec.tag]
     return references
 
@@ -109,12 +130,15 @@ def _require_base_image(base_image: str, environment: str) -> None:
     try:
         _docker("image", "inspect", "--format", "{{.Id}}", base_image, timeout=60)
         return
-    except FlyteInfraError:
-        pass
+    except ImageBuildError:
+        pass  # not in the store: pull it
     try:
         _docker("pull", "--quiet", base_image)
-    except FlyteInfraError as error:
-        raise FlyteInfraError(
+    except ImageBuildError as error:
+        raise ImageBuildError(
             f"TaskEnvironment '{environment}': image: cannot get '{base_image}' ({error}); build FROM an "
-            "image the daemon has or can pull, or map it to a mirror with flyte-infra:baseImages"
-        ) from None
+            "image the daemon has or can pull, or map it to a mirror with flyte-infra:baseImages",
+            environment=environment,
+            image=base_image,
+            log=error.log,
+        ) from error

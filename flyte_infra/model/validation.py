@@ -1,4 +1,4 @@
-"""Pydantic base for user-facing specs: validation errors become one-line messages naming the field."""
+"""Validation shared by the model: DNS-label names, and a pydantic base whose errors name the field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ValidationError
 
-from .errors import InvalidSpecError
+from ..errors import InvalidSpecError
 
 
 def describe_validation_error(error: ValidationError) -> tuple[str, str]:
@@ -68,8 +68,13 @@ class SpecModel(BaseModel):
             super().__init__(**data)
         except ValidationError as error:
             field, problem = describe_validation_error(error)
-            raise InvalidSpecError(self._spec_owner(data), field, problem) from None
+            raise self._spec_error(data, field, problem) from error
 
     @classmethod
     def _spec_owner(cls, data: dict[str, Any]) -> str:
         return cls.__name__
+
+    @classmethod
+    def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
+        """The error for `problem` with `field` of the data given to the constructor."""
+        return InvalidSpecError(cls._spec_owner(data), field, problem)

@@ -1,4 +1,4 @@
-"""A worker: one environment's tasks served over HTTP (`python -m flyte_infra.worker --env NAME`).
+"""A worker: one environment's tasks served over HTTP (`python -m flyte_infra.runtime.worker --env NAME`).
 
     GET  /healthz            -> {"env": NAME, "tasks": [...]}
     POST /tasks/<task>       {"args": {param: value}} -> {"result": value}
@@ -20,20 +20,22 @@ import sys
 from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .environment import TaskEnvironment
-from .errors import FlyteInfraError
-from .loader import load_program
-from .runtime.codec import TaskArgumentError, decode_arguments, encode_result
-from .runtime.endpoints import ENVIRONMENT_HEADER
-from .runtime.router import WorkerRouter
-from .task import Task, use_process_router, use_router
+from ..errors import FlyteInfraError, TaskArgumentError
+from ..loader import load_program
+from .codec import decode_arguments, encode_result
+from .endpoints import ENVIRONMENT_HEADER
+from .routing import WorkerRouter, use_process_router, use_router
+
+if TYPE_CHECKING:
+    from ..model.environment import TaskEnvironment
+    from ..model.task import Task
 
 __all__ = ["main", "serve"]
 
 
-def _run_served(task: Task[Any], arguments: dict[str, Any]) -> Any:
+def _run_served(task: Task[..., Any], arguments: dict[str, Any]) -> Any:
     """Run one of the served environment's tasks to completion in this thread."""
     if task.is_async:
         return asyncio.run(task.func(**arguments))
@@ -123,7 +125,9 @@ def serve(environment: TaskEnvironment, host: str = "0.0.0.0", port: int = 8080)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flyte_infra.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m flyte_infra.runtime.worker", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--env", required=True, help="the environment whose tasks to serve")
     parser.add_argument("--module", default=os.environ.get("FLYTE_INFRA_MODULE"), help="module defining it")
     parser.add_argument("--host", default="0.0.0.0")

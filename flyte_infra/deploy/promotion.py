@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .errors import FlyteInfraError
+from ..errors import PromotionError
 
 __all__ = ["promoted_ref"]
 
@@ -18,14 +18,24 @@ def promoted_ref(refs: Mapping[str, str], name: str, tag: str, source: str) -> s
     """
     ref = refs.get(name)
     if ref is None:
-        raise FlyteInfraError(f"environment '{name}': {source} has no image for it; deploy it there first")
+        raise PromotionError(
+            f"environment '{name}': {source} has no image for it; deploy it there first",
+            source=source,
+            environment=name,
+        )
     if "@sha256:" not in ref:
-        raise FlyteInfraError(f"environment '{name}': '{ref}' from {source} is not pinned by digest")
+        raise PromotionError(
+            f"environment '{name}': '{ref}' from {source} is not pinned by digest",
+            source=source,
+            environment=name,
+        )
     published_tag = ref.split("@", 1)[0].rsplit(":", 1)[-1]
     if published_tag != tag:
-        raise FlyteInfraError(
+        raise PromotionError(
             f"environment '{name}': its image spec changed since the image in {source} was built "
             f"(now {tag}, there {published_tag}); build it through the earlier stage first: "
-            "promotion never rebuilds"
+            "promotion never rebuilds",
+            source=source,
+            environment=name,
         )
     return ref

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ._spec import SpecModel
+from .validation import SpecModel
 
 __all__ = ["GPU", "GPU_TYPES", "Resources", "parse_quantity"]
 
@@ -102,7 +102,18 @@ _GPU = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9.\-]*?)(?::(?P<count>\d+))?$"
 
 
 class GPU(BaseModel):
-    """A parsed GPU request: `device` (a key of GPU_TYPES), optional MIG `partition`, and `count`."""
+    """A parsed GPU request; usually written as text, `TYPE[:COUNT]`, and parsed by `Resources`.
+
+    Args:
+        device: A key of GPU_TYPES, e.g. `A100`.
+        partition: A MIG profile of the device, e.g. `1g.5gb`, or None for whole GPUs.
+        count: How many.
+
+    Example:
+        ```python
+        GPU.parse("A100-1g.5gb:2") == GPU(device="A100", partition="1g.5gb", count=2)
+        ```
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -180,10 +191,18 @@ QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quant
 
 
 class Resources(SpecModel):
-    """Requests and limits of one environment's worker.
+    """Requests and limits of one environment's worker, validated at construction.
 
-    `cpu` and `memory` take one quantity (request == limit) or a `(request, limit)` pair;
-    `disk` is ephemeral storage; `gpu` is `TYPE[:COUNT]`.
+    Args:
+        cpu: A Kubernetes quantity (`"500m"`, `2`) for request == limit, or a `(request, limit)` pair.
+        memory: As `cpu`, e.g. `"2Gi"` or `("1Gi", "4Gi")`.
+        gpu: `TYPE[:COUNT]`, e.g. `"A100:2"`, `"H100"`, or a MIG slice `"A100-1g.5gb:2"`.
+        disk: Ephemeral storage, a quantity.
+
+    Example:
+        ```python
+        Resources(cpu=("1", "2"), memory="8Gi", gpu="A100:1")
+        ```
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -1,7 +1,8 @@
-"""Tasks: functions registered on a TaskEnvironment with `@env.task`, sync or async.
+"""Where a task call runs: in this process (local runs), or on the callee environment's worker.
 
-A call goes through the active router: in-process by default, or, inside a deployed worker, to the
-worker of the task's own environment when that is not the environment being served.
+`Task.__call__` asks `active_router()`. Outside a worker that is an `InProcessRouter`; a worker
+installs a `WorkerRouter` for its environment. Both live here, side by side, so a local run and a
+deployed run differ only in the router.
 """
 
 from __future__ import annotations
@@ -9,17 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
-import inspect
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .errors import InvalidSpecError, RemoteTaskError
+from ..errors import RemoteTaskError, TaskArgumentError
+from .client import call_remote
+from .codec import decode_arguments, decode_result, encode_arguments, encode_result
 
 if TYPE_CHECKING:
-    from .environment import TaskEnvironment
+    from ..model.environment import TaskEnvironment
+    from ..model.task import Task
 
-__all__ = ["Task", "TaskRouter", "active_router", "use_process_router", "use_router"]
+__all__ = [
+    "InProcessRouter",
+    "TaskRouter",
+    "WorkerRouter",
+    "active_router",
+    "event_loop_running",
+    "off_the_loop",
+    "use_process_router",
+    "use_router",
+]
 
 R = TypeVar("R")
 
@@ -27,7 +38,7 @@ R = TypeVar("R")
 class TaskRouter(Protocol):
     """Decides where a task call runs."""
 
-    def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+    def call(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
 
 
 class InProcessRouter:
@@ -43,16 +54,34 @@ class InProcessRouter:
     are plain calls; deployed, the worker routes them like the task's own.
     """
 
-    def call(self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         caller = _current_environment.get()
         if caller is None or caller is task.environment:
             return _run_in(task, args, kwargs)
-        from .runtime.codec import decode_arguments, encode_arguments
-
         sent = decode_arguments(task, encode_arguments(task, args, kwargs))
         if task.is_async:
             return _received_async(task, _run_in(task, (), sent))
         return off_the_loop(_received, task, sent)
+
+
+class WorkerRouter:
+    """A worker's router: tasks of the served environment run here, others on their own workers.
+
+    Async remote calls run in a thread, so they do not block the worker's event loop.
+
+    Args:
+        environment: The name of the environment this worker serves.
+    """
+
+    def __init__(self, environment: str) -> None:
+        self.environment = environment
+
+    def call(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if task.environment.name == self.environment:
+            return task.func(*args, **kwargs)
+        if task.is_async:
+            return asyncio.to_thread(call_remote, task, args, kwargs)
+        return call_remote(task, args, kwargs)
 
 
 _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextvars.ContextVar(
@@ -71,7 +100,7 @@ def _as(environment: TaskEnvironment) -> Iterator[None]:
         _current_environment.reset(token)
 
 
-def _run_in(task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _run_in(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call `task`'s function as code of its environment: for an async task, the coroutine does."""
     if task.is_async:
         return _awaited_as(task.environment, task.func(*args, **kwargs))
@@ -85,42 +114,40 @@ async def _awaited_as(environment: TaskEnvironment, coroutine: Awaitable[Any]) -
 
 
 @contextlib.contextmanager
-def _failure_reported(task: Task[Any]) -> Iterator[None]:
+def _failure_reported(task: Task[..., Any]) -> Iterator[None]:
     """The task's own exception, as its worker reports it to a caller."""
     try:
         yield
     except (Exception, SystemExit) as error:  # deployed, an exiting worker drops the call: still an error
-        name, environment = task.qualified_name, task.environment.name
-        raise RemoteTaskError.failed(name, environment, type(error).__name__, str(error)) from error
+        raise RemoteTaskError(
+            task.environment.name, task.qualified_name, type(error).__name__, str(error)
+        ) from error
 
 
-def _received(task: Task[Any], arguments: dict[str, Any]) -> Any:
+def _received(task: Task[..., Any], arguments: dict[str, Any]) -> Any:
     """A sync task run for a caller outside its environment, as its worker would answer."""
     with _failure_reported(task):
         result = _run_in(task, (), arguments)
     return _answered(task, result)
 
 
-async def _received_async(task: Task[Any], outcome: Awaitable[Any]) -> Any:
+async def _received_async(task: Task[..., Any], outcome: Awaitable[Any]) -> Any:
     with _failure_reported(task):
         result = await outcome
     return _answered(task, result)
 
 
-def _answered(task: Task[Any], result: Any) -> Any:
+def _answered(task: Task[..., Any], result: Any) -> Any:
     """`result` as the caller receives it: encoded by the callee, decoded against the hint."""
-    from .runtime.codec import TaskArgumentError, decode_result, encode_result
-
     try:
         encoded = encode_result(task, result)
     except TaskArgumentError as error:  # the worker answers 500 BadResult
-        raise RemoteTaskError.failed(
-            task.qualified_name, task.environment.name, "BadResult", str(error)
-        ) from None
+        raise RemoteTaskError(task.environment.name, task.qualified_name, "BadResult", str(error)) from error
     return decode_result(task, encoded)
 
 
 def event_loop_running() -> bool:
+    """Whether an event loop runs in this thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -162,48 +189,3 @@ def use_process_router(router: TaskRouter) -> None:
     including threads and executors that its tasks start (they do not inherit context variables)."""
     global _process_router
     _process_router = router
-
-
-_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
-
-class Task(Generic[R]):
-    """A function that runs in one TaskEnvironment's image and compute."""
-
-    def __init__(self, func: Callable[..., R], environment: TaskEnvironment) -> None:
-        name = getattr(func, "__name__", "")
-        if not (inspect.isfunction(func) and name.isidentifier()):
-            raise InvalidSpecError(
-                f"TaskEnvironment '{environment.name}'",
-                "task",
-                f"{func!r} is not a named function (def or async def); a task is called by its name",
-            )
-        for parameter in inspect.signature(func).parameters.values():
-            if parameter.kind not in _BY_NAME:
-                raise InvalidSpecError(
-                    f"TaskEnvironment '{environment.name}'",
-                    f"task '{name}'",
-                    f"parameter '{parameter.name}' is {parameter.kind.description}; a task's arguments "
-                    "travel by name as JSON, so use named parameters (keyword-only is fine)",
-                )
-        self.func = func
-        self.environment = environment
-        self.name: str = name
-        self.is_async = inspect.iscoroutinefunction(func)
-        functools.update_wrapper(self, func)
-
-    @property
-    def qualified_name(self) -> str:
-        """`environment.task`, unique across a graph of environments."""
-        return f"{self.environment.name}.{self.name}"
-
-    @property
-    def signature(self) -> inspect.Signature:
-        return inspect.signature(self.func)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        return active_router().call(self, args, kwargs)  # type: ignore[no-any-return]
-
-    def __repr__(self) -> str:
-        kind = "async task" if self.is_async else "task"
-        return f"<{kind} {self.qualified_name}>"

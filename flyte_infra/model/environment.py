@@ -5,33 +5,43 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar, overload
+from typing import Any, Never, ParamSpec, TypeVar, overload
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
-from ._spec import ServiceName, SpecModel, dns1123_label
-from .errors import InvalidSpecError
-from .packages import PackageSet, image_python, package_set
+from ..deploy.packages import PackageSet, image_python, package_set
+from ..errors import InvalidSpecError
 from .resources import Resources
 from .task import Task
+from .validation import ServiceName, SpecModel, dns1123_label
 
 __all__ = ["DEFAULT_IMAGE", "Secret", "TaskEnvironment"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_IMAGE = "python:3.11-slim-bookworm"
 """Base image of an environment that names none."""
 
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""flyte_infra's own directory: frames there are not where a user created an environment."""
 
 
 class Secret(SpecModel):
     """A secret exposed to the worker as an environment variable.
 
-    It is read from the Kubernetes Secret `group` (default: `key`) at data key `key`.
+    Args:
+        key: The data key in the Kubernetes Secret.
+        group: The Kubernetes Secret to read it from (default: `key`, lower-cased, `_` as `-`).
+        as_env_var: The variable's name (default: `key`, upper-cased).
+
+    Example:
+        ```python
+        env = TaskEnvironment("fetch", secrets=["API_TOKEN", Secret(key="password", group="db")])
+        ```
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,18 +52,43 @@ class Secret(SpecModel):
 
     @property
     def secret_name(self) -> str:
+        """The Kubernetes Secret the value is read from."""
         return dns1123_label((self.group or self.key).lower().replace("_", "-"))
 
     @property
     def env_var(self) -> str:
+        """The environment variable the worker sees."""
         return self.as_env_var or re.sub(r"[^A-Za-z0-9_]", "_", self.key).upper()
 
 
 class TaskEnvironment(SpecModel):
     """An image (base + pip packages), its compute, and the tasks that run in it.
 
-    `depends_on` names the environments whose tasks this one calls: they are deployed first, and this
-    environment's packages must cover theirs. It orders deployment only; it never makes a task wait.
+    Validated at construction: a bad value raises `InvalidSpecError` naming the environment and
+    the field. Environments compare by identity; names must be unique within a program.
+
+    Args:
+        name: The environment's name, also its Kubernetes Service's: a DNS-1035 label.
+        image: The base image to install the packages into.
+        packages: PEP 508 requirement lines; they must cover the packages of `depends_on`.
+        resources: Requests and limits of the environment's worker.
+        depends_on: The environments whose tasks this one calls. They are deployed first, and this
+            environment's packages must cover theirs. It orders deployment only; it never makes a
+            task wait.
+        env_vars: Environment variables of the worker.
+        secrets: Secrets exposed to the worker as environment variables (a key, or a `Secret`).
+        description: Free text, shown in plans.
+
+    Example:
+        ```python
+        prep = TaskEnvironment("data-prep", packages=["pandas==2.2.2"])
+        train = TaskEnvironment(
+            "train",
+            packages=["pandas==2.2.2", "torch==2.3.1"],
+            resources=Resources(cpu=4, memory="16Gi", gpu="A100:1"),
+            depends_on=[prep],
+        )
+        ```
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -67,15 +102,37 @@ class TaskEnvironment(SpecModel):
     secrets: list[Secret] = Field(default_factory=list)
     description: str | None = None
 
-    _tasks: dict[str, Task[Any]] = PrivateAttr(default_factory=dict)
+    _tasks: dict[str, Task[..., Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
-    _package_set: tuple[list[str], str, PackageSet] | None = PrivateAttr(default=None)
 
-    def __init__(self, name: str, image: str = DEFAULT_IMAGE, **fields: Any) -> None:
-        super().__init__(name=name, image=image, **fields)
+    def __init__(
+        self,
+        name: str,
+        image: str = DEFAULT_IMAGE,
+        *,
+        packages: Sequence[str] = (),
+        resources: Resources | None = None,
+        depends_on: Sequence[TaskEnvironment] = (),
+        env_vars: Mapping[str, str] | None = None,
+        secrets: Sequence[Secret | str] = (),
+        description: str | None = None,
+        **unknown: Never,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "name": name,
+            "image": image,
+            "packages": packages,
+            "depends_on": depends_on,
+            "env_vars": {} if env_vars is None else env_vars,
+            "secrets": secrets,
+            "description": description,
+            **unknown,  # rejected by validation, naming the field
+        }
+        if resources is not None:
+            fields["resources"] = resources
+        super().__init__(**fields)
         self._defined_at = _caller_location()
         self._check_dependencies(self.depends_on)
-        self.package_set  # noqa: B018  # parsed once, here, and kept
 
     @classmethod
     def _spec_owner(cls, data: dict[str, Any]) -> str:
@@ -93,8 +150,7 @@ class TaskEnvironment(SpecModel):
     def _check_packages(cls, value: list[str], info: ValidationInfo) -> list[str]:
         # ValueError naming the first line that is not a PEP 508 requirement, or a contradiction
         package_set(value, image_python(info.data.get("image", DEFAULT_IMAGE)))
-        # interned: equal lines of all environments are one string (the text: a subclass's str() may differ)
-        return [sys.intern(str.__str__(text)) for text in value]
+        return [str.__str__(text) for text in value]  # the text itself: a subclass's str() may differ
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -123,7 +179,7 @@ class TaskEnvironment(SpecModel):
     def __eq__(self, other: object) -> bool:
         return self is other
 
-    __hash__ = object.__hash__  # by identity, in C: graphs key dictionaries by environment
+    __hash__ = object.__hash__  # by identity, as equality: graphs key dictionaries by environment
 
     def __repr__(self) -> str:
         deps = ", ".join(env.name for env in self.depends_on)
@@ -132,24 +188,18 @@ class TaskEnvironment(SpecModel):
     __str__ = __repr__
 
     @property
-    def tasks(self) -> Mapping[str, Task[Any]]:
+    def tasks(self) -> Mapping[str, Task[..., Any]]:
         """The tasks registered on this environment, by name (read-only: `@env.task` registers)."""
-        private = self.__pydantic_private__ or {}  # read directly: pydantic's private-attribute hook is slow
+        private = self.__pydantic_private__ or {}  # where pydantic keeps private attributes
         return MappingProxyType(private["_tasks"])
 
     @property
     def package_set(self) -> PackageSet:
         """`packages` parsed: the lines that apply in the image (Linux, its CPython), by normalised name."""
-        private = self.__pydantic_private__ or {}
-        packages, image = self.packages, self.image
-        cached: tuple[list[str], str, PackageSet] | None = private["_package_set"]
-        if cached is None or cached[0] != packages or cached[1] != image:  # first use, or changed since
-            try:
-                parsed = package_set(packages, image_python(image))  # ValueError: not requirements
-                cached = private["_package_set"] = (list(packages), image, parsed)
-            except ValueError as error:
-                raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from None
-        return cached[2]
+        try:
+            return package_set(self.packages, image_python(self.image))
+        except ValueError as error:  # changed since construction to something that is not requirements
+            raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from error
 
     @property
     def defined_at(self) -> str:
@@ -176,30 +226,76 @@ class TaskEnvironment(SpecModel):
                     f"TaskEnvironment '{self.name}'", "depends_on", "an environment cannot depend on itself"
                 )
 
-    def clone_with(self, **changes: Any) -> TaskEnvironment:
-        """A new environment with these fields changed and no tasks (give it a new `name`)."""
-        unknown = sorted(set(changes) - set(type(self).model_fields))
+    def clone_with(
+        self,
+        name: str,
+        *,
+        image: str | None = None,
+        packages: Sequence[str] | None = None,
+        resources: Resources | None = None,
+        depends_on: Sequence[TaskEnvironment] | None = None,
+        env_vars: Mapping[str, str] | None = None,
+        secrets: Sequence[Secret | str] | None = None,
+        description: str | None = None,
+        **unknown: Never,
+    ) -> TaskEnvironment:
+        """A new environment named `name`, with the given fields changed and no tasks.
+
+        Args:
+            name: The new environment's name (required: names are unique in a program).
+            image: See `TaskEnvironment`; None keeps this environment's value, as for the others.
+            packages: As above.
+            resources: As above.
+            depends_on: As above (the clone gets its own list).
+            env_vars: As above.
+            secrets: As above.
+            description: As above.
+
+        Example:
+            ```python
+            big = train.clone_with("train-big", resources=Resources(gpu="H100:8"))
+            ```
+        """
         if unknown:
             raise InvalidSpecError(
                 f"TaskEnvironment '{self.name}'",
                 "clone_with",
-                f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
+                f"unknown field(s) {', '.join(sorted(unknown))} "
+                f"(allowed: {', '.join(type(self).model_fields)})",
             )
-        fields = {name: getattr(self, name) for name in type(self).model_fields}
-        fields["depends_on"] = list(self.depends_on)
-        fields.update(changes)
-        return TaskEnvironment(**fields)
+        return TaskEnvironment(
+            name,
+            self.image if image is None else image,
+            packages=self.packages if packages is None else packages,
+            resources=self.resources if resources is None else resources,
+            depends_on=self.depends_on if depends_on is None else depends_on,
+            env_vars=self.env_vars if env_vars is None else env_vars,
+            secrets=self.secrets if secrets is None else secrets,
+            description=self.description if description is None else description,
+        )
 
     @overload
-    def task(self, func: Callable[..., R], /) -> Task[R]: ...
+    def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
-    def task(self, func: None = None, /) -> Callable[[Callable[..., R]], Task[R]]: ...
+    def task(self, func: None = None, /) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, func: Callable[..., Any] | None = None, /) -> Any:
-        """Register a sync or async function as a task of this environment: `@env.task` or `@env.task()`."""
+    def task(
+        self, func: Callable[P, R] | None = None, /
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a sync or async function as a task of this environment: `@env.task` or `@env.task()`.
 
-        def register(function: Callable[..., Any]) -> Task[Any]:
+        The task keeps the function's parameter and return types.
+
+        Example:
+            ```python
+            @env.task
+            async def score(rows: list[float]) -> float:
+                return sum(rows) / len(rows)
+            ```
+        """
+
+        def register(function: Callable[P, R]) -> Task[P, R]:
             if not callable(function):
                 raise InvalidSpecError(
                     f"TaskEnvironment '{self.name}'", "task", f"{function!r} is not callable"

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import FlyteInfraError
-from .graph import EnvironmentGraph
+from ..deploy.graph import EnvironmentGraph
+from ..errors import DiagramError, UsageError
 
 __all__ = ["render_diagram", "to_dot"]
 
@@ -50,17 +50,20 @@ def render_diagram(graph: EnvironmentGraph, output: Path) -> Path:
     """Write the diagram as .dot, .svg or .png (by suffix); SVG and PNG need Graphviz's `dot`."""
     fmt = output.suffix.lower().lstrip(".")
     if fmt not in ("dot", "gv", "svg", "png"):
-        raise FlyteInfraError(f"cannot write '{output}': use a .svg, .png or .dot file")
+        raise UsageError(f"cannot write '{output}': use a .svg, .png or .dot file", subject="--output")
     text = to_dot(graph)
     if fmt in ("dot", "gv"):
         output.write_text(text)
         return output
     dot = shutil.which("dot")
     if dot is None:
-        raise FlyteInfraError(
-            "Graphviz 'dot' is not installed (apt-get install graphviz), or write a .dot file"
+        raise DiagramError(
+            "Graphviz 'dot' is not installed (apt-get install graphviz), or write a .dot file",
+            output=str(output),
         )
     completed = subprocess.run([dot, f"-T{fmt}", "-o", str(output)], input=text.encode(), capture_output=True)
     if completed.returncode != 0:
-        raise FlyteInfraError(f"dot failed: {completed.stderr.decode(errors='replace').strip()}")
+        raise DiagramError(
+            f"dot failed: {completed.stderr.decode(errors='replace').strip()}", output=str(output)
+        )
     return output
