@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests: worker processes on loopback ports."""
+"""Fixtures shared by the tests: worker processes on loopback ports, and the devbox's real services
+(dockerd and registry, the cluster, the Pulumi toolchain) from `tests/services.py`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from .services import cluster, devbox_layout, docker_services, pulumi_toolchain
 from .workers import free_port, start_worker, stop
+
+__all__ = ["cluster", "devbox_layout", "docker_services", "ports", "pulumi_toolchain", "worker"]
 
 StartWorker = Callable[..., subprocess.Popen[bytes]]
 

@@ -17,7 +17,6 @@ from flyte_infra.loader import load_program
 from flyte_infra.runtime.endpoints import endpoint_variable
 
 from .images import build_all, docker, stack_for
-from .services import require_docker_services
 from .workers import free_port, post, wait_healthy
 
 pytestmark = pytest.mark.docker
@@ -60,8 +59,8 @@ def run_container(containers: list[str], image: str, environment: str, port: int
     return name
 
 
-def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, containers: list[str]) -> None:
-    services = require_docker_services()
+def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, containers: list[str], docker_services) -> None:
+    services = docker_services.environment()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     images = build_all(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path)
     ports = {name: free_port() for name in images}
@@ -90,8 +89,8 @@ def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, contai
 
 def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(
     tmp_path: Path, containers: list[str]
-) -> None:
-    services = require_docker_services()
+, docker_services) -> None:
+    services = docker_services.environment()
     program = load_program(str(ROOT / "tests" / "fixtures" / "superset.py"))
     findings = preflight(program.environments).errors
     assert [(f.environment, f.subject) for f in findings] == [("parent", "package 'pyyaml'")]
@@ -122,8 +121,8 @@ def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(
     )
 
 
-def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path) -> None:
-    services = require_docker_services()
+def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path, docker_services) -> None:
+    services = docker_services.environment()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     settings = stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"])
     references = build_images(program, settings, tmp_path / "build")
@@ -138,8 +137,8 @@ def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path) ->
     assert f"image: {references['train']}" in (tmp_path / "out" / "train" / "manifests.yaml").read_text()
 
 
-def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp_path: Path) -> None:
-    services = require_docker_services()
+def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp_path: Path, docker_services) -> None:
+    services = docker_services.environment()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     missing = f"{services['FLYTE_INFRA_REGISTRY']}/flyte-infra/no-such-base:{uuid.uuid4().hex[:8]}"
     with pytest.raises(FlyteInfraError, match=rf"TaskEnvironment 'data-prep': image: cannot get '{missing}'"):
@@ -147,8 +146,8 @@ def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp
     assert not (tmp_path / "build").exists()  # no build context written, no image built
 
 
-def test_packages_that_break_what_the_runtime_needs_fail_the_build(tmp_path: Path) -> None:
-    services = require_docker_services()
+def test_packages_that_break_what_the_runtime_needs_fail_the_build(tmp_path: Path, docker_services) -> None:
+    services = docker_services.environment()
     module = tmp_path / "clash.py"
     module.write_text(  # pydantic>=2.6 needs typing-extensions>=4.6.1: pip must refuse, not downgrade it
         "import flyte_infra as flyte\n"
