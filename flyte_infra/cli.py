@@ -176,6 +176,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Read every resource of a stack back from Docker and Kubernetes and record what drifted."""
+    from .pulumi.automation import refresh
+
+    run = refresh(args.stack, Path(args.project))
+    print(f"refresh: {run.summary}")
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    """Delete a stack's Kubernetes objects (its pushed images stay in the registry)."""
+    from .pulumi.automation import destroy
+
+    run = destroy(args.stack, Path(args.project))
+    print(f"destroy: {run.summary}")
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """Deploy to the next stage the exact image digests the previous stage published (no rebuild)."""
     from .pulumi.automation import promote
@@ -221,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     stage_command("preview", cmd_preview).add_argument("--stack", required=True, help="dev, staging, prod")
-    stage_command("up", cmd_up).add_argument("--stack", required=True, help="dev, staging, prod")
+    for name, handler in (("up", cmd_up), ("refresh", cmd_refresh), ("destroy", cmd_destroy)):
+        stage_command(name, handler).add_argument("--stack", required=True, help="dev, staging, prod")
     promote = stage_command("promote", cmd_promote)
     promote.add_argument("--from", dest="source", required=True, help="the stage whose digests to deploy")
     promote.add_argument("--to", dest="target", required=True, help="the stage to deploy them to")

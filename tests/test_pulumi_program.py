@@ -19,7 +19,7 @@ from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
 from flyte_infra.pulumi.program import promoted_image_refs, read_settings
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "ml_pipeline.py"
-IMAGE = "docker-build:index:Image"
+IMAGE = "docker:index/image:Image"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
@@ -36,8 +36,8 @@ class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ == IMAGE:
-            tag_ref = args.inputs["tags"][0]
-            state.update(ref=f"{tag_ref}@{fake_digest(tag_ref)}", digest=fake_digest(tag_ref))
+            repository = args.inputs["imageName"].rsplit(":", 1)[0]
+            state.update(repoDigest=f"{repository}@{fake_digest(args.inputs['imageName'])}")
         if args.typ == "pulumi:pulumi:StackReference":
             state["outputs"] = {"imageRefs": self.previous_refs}
         return f"{args.name}-id", state
@@ -176,8 +176,9 @@ def test_images_build_only_on_up_and_identical_specs_build_once(monitor: Recordi
     # train and pipeline have the same base and packages: one image serves both
     assert set(images) == {"data-prep-image", "train-image"}
     for image in images.values():
-        assert image["buildOnPreview"] is False and image["push"] is True and image["network"] == "host"
-        assert image["tags"][0].startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
+        assert image["buildOnPreview"] is False and image["skipPush"] is False
+        assert image["build"]["network"] == "host" and image["build"]["builderVersion"] == "BuilderBuildKit"
+        assert image["imageName"].startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
     assert refs["train"] == refs["pipeline"] != refs["data-prep"]
 
 

@@ -152,6 +152,8 @@ class StackSettings(SpecModel):
     promote_from: str | None = None
     images: dict[str, str] = Field(default_factory=dict)
     render_dir: str | None = None
+    kubeconfig: str | None = None
+    ready_timeout: int = Field(default=300, ge=10, le=3600)
 
     @classmethod
     def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
@@ -186,6 +188,16 @@ class StackSettings(SpecModel):
         except InvalidSpecError as error:
             field = "" if error.field == "value" else f"{error.field}: "
             raise ValueError(field + error.problem) from error
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _one_target(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and info.data.get("render_dir"):
+            raise ValueError(
+                "renderDir and kubeconfig exclude each other: render YAML to a directory, or deploy to "
+                "the cluster the kubeconfig names"
+            )
+        return value
 
     def replicas_of(self, environment: str) -> int:
         """Replicas of `environment`'s Deployment: its override, else `replicas`."""

@@ -1,5 +1,8 @@
+"""`python -m flyte_infra.devbox`: see `flyte_infra.devbox.cli`."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

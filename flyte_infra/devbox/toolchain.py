@@ -22,7 +22,7 @@ from .gobuild import GoBinary, GoRecipe, build, copy_tree, go, go_module_dir, tr
 from .layout import Layout
 from .report import step
 
-__all__ = ["PLUGINS", "PULUMI_VERSION", "Toolchain", "ensure_toolchain", "third_party_dir"]
+__all__ = ["PLUGINS", "PULUMI_VERSION", "Toolchain", "ensure_toolchain", "find_toolchain", "third_party_dir"]
 
 PULUMI_VERSION = "3.259.0"
 PLUGINS = {"kubernetes": "4.32.0", "docker": "5.1.0"}
@@ -68,6 +68,21 @@ def third_party_dir() -> Path | None:
     root = Path(__file__).resolve().parents[2]
     candidates += [root.parent / "shared" / "third_party", root / "shared" / "third_party"]
     return next((path for path in candidates if (path / "pulumi-language-python").is_dir()), None)
+
+
+def find_toolchain(layout: Layout | None = None) -> Toolchain | None:
+    """The pinned CLI with its language host, installed or already built into the cache; builds nothing."""
+    cli = _installed("pulumi", f"v{PULUMI_VERSION}")
+    if cli is not None and shutil.which("pulumi-language-python") is not None:
+        return Toolchain(pulumi=cli, bin_dir=cli.parent)
+    bin_dir = _cache_bin_dir(layout or Layout.from_environment())
+    if (bin_dir / "pulumi").exists() and (bin_dir / "pulumi-language-python").exists():
+        return Toolchain(pulumi=bin_dir / "pulumi", bin_dir=bin_dir)
+    return None
+
+
+def _cache_bin_dir(layout: Layout) -> Path:
+    return layout.cache / "pulumi" / f"v{PULUMI_VERSION}" / "bin"
 
 
 def ensure_toolchain(layout: Layout | None = None) -> Toolchain:
@@ -136,7 +151,7 @@ def _build_cli_and_host(layout: Layout) -> Toolchain:
     source = _require_third_party()
     cli = build(_cli_recipe(), layout.cache)
     host = build(_language_host_recipe(source), layout.cache)
-    bin_dir = layout.cache / "pulumi" / f"v{PULUMI_VERSION}" / "bin"
+    bin_dir = _cache_bin_dir(layout)
     bin_dir.mkdir(parents=True, exist_ok=True)
     for folder, name in [
         (cli, "pulumi"),

@@ -1,14 +1,14 @@
-"""`flyte-infra preview/up/promote`: the project's Pulumi program run through the Automation API.
+"""`flyte-infra preview/up/refresh/destroy/promote`: the project's program through the Automation API.
 
-The engine is the `pulumi` CLI on PATH, with the Python language host and the docker-build and
-kubernetes plugins installed; it runs on a local `file://` backend unless PULUMI_BACKEND_URL says
-otherwise, with plugin downloads off.
+The engine is the pinned Pulumi toolchain (the CLI, its Python language host, and the kubernetes
+and docker plugins): installed, or built into the cache by `python -m flyte_infra.devbox toolchain`.
+It runs on a local `file://` backend unless PULUMI_BACKEND_URL says otherwise, with plugin
+downloads and update checks off.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,24 +18,19 @@ from typing import Any, TextIO
 from pulumi import automation as auto
 
 from ..deploy.settings import load_stack_settings
+from ..devbox.toolchain import Toolchain, find_toolchain
 from ..errors import EngineError, PromotionError
 
-__all__ = ["StackRun", "find_pulumi", "preview", "promote", "up"]
+__all__ = ["IMAGE_TYPE", "StackRun", "destroy", "preview", "promote", "refresh", "up"]
 
-IMAGE_TYPE = "docker-build:index:Image"
-
-
-def find_pulumi() -> Path | None:
-    """The `pulumi` CLI on PATH (it needs the Python language host and the resource plugins beside it)."""
-    found = shutil.which("pulumi")
-    return Path(found) if found else None
+IMAGE_TYPE = "docker:index/image:Image"
 
 
-def engine_environment(project_dir: Path) -> dict[str, str]:
-    """Variables for a hermetic engine: local state, no plugin downloads, no update checks."""
+def engine_environment(project_dir: Path, toolchain: Toolchain) -> dict[str, str]:
+    """Variables for a hermetic engine: the toolchain first on PATH, local state, no plugin
+    downloads, no update checks."""
     variables = {
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        **toolchain.environment({"PATH": os.environ.get("PATH", "")}),
         "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
         "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL")
         or (project_dir / ".pulumi-state").resolve().as_uri(),
@@ -85,15 +80,17 @@ def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
 
 
 def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
-    pulumi_cli = find_pulumi()
-    if pulumi_cli is None:
+    toolchain = find_toolchain()
+    if toolchain is None:
         raise EngineError(
-            "no pulumi CLI on PATH (with pulumi-language-python and the resource plugins)", stack=stack_name
+            "no Pulumi toolchain: build it with `python -m flyte_infra.devbox toolchain` "
+            "(or install the pinned pulumi CLI with its Python language host)",
+            stack=stack_name,
         )
-    variables = engine_environment(project_dir)
+    variables = engine_environment(project_dir, toolchain)
     if variables["PULUMI_BACKEND_URL"].startswith("file://"):
         Path(variables["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    command = auto.PulumiCommand(root=str(pulumi_cli.parent.parent), skip_version_check=True)
+    command = auto.PulumiCommand(root=str(toolchain.pulumi.parent.parent), skip_version_check=True)
     options = auto.LocalWorkspaceOptions(
         work_dir=str(project_dir), env_vars=variables, pulumi_command=command
     )
@@ -112,19 +109,35 @@ def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> Sta
 
 def up(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
     """`pulumi up` of a stack: build and push images, then the Kubernetes objects, in dependency order."""
+    return _update("up", stack_name, project_dir, out)
+
+
+def refresh(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
+    """`pulumi refresh` of a stack: read every resource back and record what drifted."""
+    return _update("refresh", stack_name, project_dir, out)
+
+
+def destroy(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
+    """`pulumi destroy` of a stack: delete its Kubernetes objects (pushed images stay in the registry)."""
+    return _update("destroy", stack_name, project_dir, out)
+
+
+def _update(command: str, stack_name: str, project_dir: Path, out: TextIO) -> StackRun:
     run = StackRun(stack_name)
     stack = _stack(stack_name, project_dir)
-    print(f"up of stack '{stack_name}':", file=out)
+    print(f"{command} of stack '{stack_name}':", file=out)
+    operation = {"up": stack.up, "refresh": stack.refresh, "destroy": stack.destroy}[command]
     try:
-        result = stack.up(on_event=_progress(run, out))
+        result = operation(on_event=_progress(run, out))
     except auto.CommandError as error:
         raise EngineError(
-            f"pulumi up of stack '{stack_name}' failed: {_engine_error(error)}",
-            command="up",
+            f"pulumi {command} of stack '{stack_name}' failed: {_engine_error(error)}",
+            command=command,
             stack=stack_name,
             run=run,
         ) from error
-    run.outputs = {key: value.value for key, value in result.outputs.items()}
+    if isinstance(result, auto.UpResult):
+        run.outputs = {key: value.value for key, value in result.outputs.items()}
     run.summary = {str(kind): count for kind, count in (result.summary.resource_changes or {}).items()}
     return run
 

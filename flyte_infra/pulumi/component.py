@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_docker_build as docker_build
+import pulumi_docker as docker
 
 __all__ = [
     "TYPE_TOKEN",
@@ -46,6 +46,8 @@ class TaskEnvironmentArgs:
     build: ImageBuildArgs | None = None
     image_ref: pulumi.Input[str] | None = None
     provider: pulumi.ProviderResource | None = field(default=None)
+    ready_timeout: int | None = None
+    """Seconds a Deployment may take to become Available before the update fails."""
 
 
 class KubernetesObject(pulumi.CustomResource):
@@ -83,11 +85,15 @@ class TaskEnvironmentComponent(pulumi.ComponentResource):
         else:
             raise ValueError(f"environment '{name}': neither an image to build nor an image reference")
         objects = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        timeout = f"{args.ready_timeout}s" if args.ready_timeout else None
+        workloads = pulumi.ResourceOptions.merge(
+            objects, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout))
+        )
         for manifest in args.manifests:
             KubernetesObject(
                 f"{name}-{manifest['kind'].lower()}",
                 _with_image(manifest, self.image_ref),
-                objects,
+                workloads if manifest["kind"] == "Deployment" else objects,
             )
         self.service_dns = pulumi.Output.from_input(args.service_dns)
         self.namespace = pulumi.Output.from_input(args.namespace)
@@ -97,27 +103,34 @@ class TaskEnvironmentComponent(pulumi.ComponentResource):
 
     @staticmethod
     def _build_image(name: str, build: ImageBuildArgs, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-        registries = None
+        """Build on the local dockerd (host network, BuildKit), push, and answer `name:tag@digest`.
+
+        pulumi-docker's `Image` builds through the daemon, so it works offline; the newer
+        docker-build provider boots a BuildKit container whose image would have to be pulled.
+        Nothing is built on preview.
+        """
+        registry = None
         if build.registry_username is not None and build.registry_password is not None:
-            registries = [
-                docker_build.RegistryArgs(
-                    address=build.registry,
-                    username=build.registry_username,
-                    password=pulumi.Output.secret(build.registry_password),
-                )
-            ]
-        image = docker_build.Image(
+            registry = docker.RegistryArgs(
+                server=build.registry,
+                username=build.registry_username,
+                password=pulumi.Output.secret(build.registry_password),
+            )
+        image = docker.Image(
             f"{name}-image",
-            context=docker_build.BuildContextArgs(location=str(build.context_dir)),
-            dockerfile=docker_build.DockerfileArgs(location=str(build.context_dir / "Dockerfile")),
-            tags=[build.tag_ref],
-            push=True,
+            build=docker.DockerBuildArgs(
+                context=str(build.context_dir),
+                dockerfile=str(build.context_dir / "Dockerfile"),
+                network="host",
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+            ),
+            image_name=build.tag_ref,
+            registry=registry,
+            skip_push=False,
             build_on_preview=False,
-            network=docker_build.NetworkMode.HOST,
-            registries=registries,
             opts=opts,
         )
-        return image.ref
+        return image.repo_digest.apply(lambda digest: f"{build.tag_ref}@{digest.rsplit('@', 1)[-1]}")
 
 
 def _with_image(manifest: dict[str, Any], image_ref: pulumi.Output[str]) -> dict[str, Any]:

@@ -39,11 +39,7 @@ def deploy(
     """
     graph = preflight(program.environments).raise_for_errors()
     settings.check_environments(graph.environments)
-    provider = (
-        kubernetes.Provider("kubernetes", render_yaml_to_directory=settings.render_dir)
-        if settings.render_dir
-        else None
-    )
+    provider = _kubernetes_provider(settings)
     namespace = KubernetesObject(
         "namespace", namespace_manifest(settings), pulumi.ResourceOptions(provider=provider)
     )
@@ -77,6 +73,7 @@ def deploy(
             build=build,
             image_ref=image_ref,
             provider=provider,
+            ready_timeout=settings.ready_timeout,
         )
         dependencies: list[pulumi.Resource] = [namespace]
         dependencies += [components[dependency] for dependency in graph.dependencies[name]]
@@ -84,6 +81,15 @@ def deploy(
         components[name] = component
         built.setdefault(spec.tag, component.image_ref)
     return components
+
+
+def _kubernetes_provider(settings: StackSettings) -> kubernetes.Provider | None:
+    """Render mode writes YAML to `renderDir`; else the cluster of `kubeconfig`, or the ambient one."""
+    if settings.render_dir:
+        return kubernetes.Provider("kubernetes", render_yaml_to_directory=settings.render_dir)
+    if settings.kubeconfig:
+        return kubernetes.Provider("kubernetes", kubeconfig=str(Path(settings.kubeconfig).expanduser()))
+    return None
 
 
 def promoted_image_refs(settings: StackSettings) -> pulumi.Output[Mapping[str, str]] | None:
