@@ -27,8 +27,8 @@ from flyte_infra.loader import load_program
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flyte_infra.devbox.cli import start_docker_services  # noqa: E402
 from tests.images import docker, stack_for  # noqa: E402
-from tests.services import require_docker_services  # noqa: E402
 
 
 def layer_sizes(image: str) -> list[tuple[int, str]]:
@@ -77,7 +77,7 @@ def is_runtime(created_by: str) -> bool:
 
 
 def main() -> None:
-    services = require_docker_services()
+    services = start_docker_services()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     settings = stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"])
     spec = image_spec(program.environment("train"), program, settings)

@@ -59,7 +59,9 @@ def run_container(containers: list[str], image: str, environment: str, port: int
     return name
 
 
-def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, containers: list[str], docker_services) -> None:
+def test_the_pipeline_calls_across_environment_containers(
+    tmp_path: Path, containers: list[str], docker_services
+) -> None:
     services = docker_services.environment()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     images = build_all(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path)
@@ -88,8 +90,8 @@ def test_the_pipeline_calls_across_environment_containers(tmp_path: Path, contai
 
 
 def test_an_image_without_the_childs_package_fails_exactly_as_preflight_said(
-    tmp_path: Path, containers: list[str]
-, docker_services) -> None:
+    tmp_path: Path, containers: list[str], docker_services
+) -> None:
     services = docker_services.environment()
     program = load_program(str(ROOT / "tests" / "fixtures" / "superset.py"))
     findings = preflight(program.environments).errors
@@ -137,7 +139,9 @@ def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path, do
     assert f"image: {references['train']}" in (tmp_path / "out" / "train" / "manifests.yaml").read_text()
 
 
-def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(tmp_path: Path, docker_services) -> None:
+def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(
+    tmp_path: Path, docker_services
+) -> None:
     services = docker_services.environment()
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
     missing = f"{services['FLYTE_INFRA_REGISTRY']}/flyte-infra/no-such-base:{uuid.uuid4().hex[:8]}"

@@ -68,7 +68,9 @@ def _set_config(project: Path, stage: str, **values: object) -> None:
 
 def _registry_tags(services: DockerServices, repository: str = "flyte-infra/environments") -> set[str]:
     try:
-        with urllib.request.urlopen(f"http://{services.registry}/v2/{repository}/tags/list", timeout=5) as answer:
+        with urllib.request.urlopen(
+            f"http://{services.registry}/v2/{repository}/tags/list", timeout=5
+        ) as answer:
             return set(json.load(answer).get("tags") or [])
     except urllib.error.HTTPError:
         return set()
@@ -91,7 +93,9 @@ def _window(run: StackRun, prefix: str) -> tuple[int, int]:
 
 def _children_window(run: StackRun, environment: str) -> tuple[int, int]:
     names = {f"{environment}-{suffix}" for suffix in ("image", "deployment", "service", "networkpolicy")}
-    found = [i for i, (_, name) in enumerate(run.timeline) if name in names or name.startswith(f"{environment}-")]
+    found = [
+        i for i, (_, name) in enumerate(run.timeline) if name in names or name.startswith(f"{environment}-")
+    ]
     return min(found), max(found)
 
 

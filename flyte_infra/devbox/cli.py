@@ -11,6 +11,7 @@ toolchain                    the Pulumi CLI and plugins (built into the cache wh
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -27,7 +28,7 @@ from .report import step
 from .supervisor import Supervisor, devbox_lock
 from .toolchain import ensure_toolchain
 
-__all__ = ["main"]
+__all__ = ["main", "start_docker_services"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +68,16 @@ def up(layout: Layout, scope: str) -> int:
             Cluster(layout).up(supervisor)
     step("up", 'done; for your shell: eval "$(scripts/services.sh env)"', started)
     return 0
+
+
+def start_docker_services() -> dict[str, str]:
+    """Bring dockerd, the registry and the base image up, export their variables, and return them
+    (for benchmarks and scripts that need real images)."""
+    layout = Layout.from_environment()
+    up(layout, "docker")
+    variables = DockerServices(layout).environment()
+    os.environ.update(variables)
+    return variables
 
 
 def down(layout: Layout, scope: str) -> int:

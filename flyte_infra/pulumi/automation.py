@@ -126,9 +126,15 @@ def _update(command: str, stack_name: str, project_dir: Path, out: TextIO) -> St
     run = StackRun(stack_name)
     stack = _stack(stack_name, project_dir)
     print(f"{command} of stack '{stack_name}':", file=out)
-    operation = {"up": stack.up, "refresh": stack.refresh, "destroy": stack.destroy}[command]
+    on_event = _progress(run, out)
     try:
-        result = operation(on_event=_progress(run, out))
+        result: auto.UpResult | auto.RefreshResult | auto.DestroyResult
+        if command == "up":
+            result = stack.up(on_event=on_event)
+        elif command == "refresh":
+            result = stack.refresh(on_event=on_event)
+        else:
+            result = stack.destroy(on_event=on_event)
     except auto.CommandError as error:
         raise EngineError(
             f"pulumi {command} of stack '{stack_name}' failed: {_engine_error(error)}",

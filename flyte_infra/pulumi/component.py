@@ -87,7 +87,8 @@ class TaskEnvironmentComponent(pulumi.ComponentResource):
         objects = pulumi.ResourceOptions(parent=self, provider=args.provider)
         timeout = f"{args.ready_timeout}s" if args.ready_timeout else None
         workloads = pulumi.ResourceOptions.merge(
-            objects, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout))
+            objects,
+            pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
         for manifest in args.manifests:
             KubernetesObject(
