@@ -1,3 +1,5 @@
+from typing import Any
+
 import kubernetes_validate
 import pytest
 
@@ -55,9 +57,9 @@ def test_objects_labels_and_names():
 @pytest.mark.parametrize(
     ("preset", "key", "value"),
     [
-        ("nvidia-gfd", "nvidia.com/gpu.product", "NVIDIA-A100-SXM4-40GB"),
-        ("gke", "cloud.google.com/gke-accelerator", "nvidia-tesla-a100"),
-        ("eks", "k8s.amazonaws.com/accelerator", "nvidia-tesla-a100"),
+        ("nvidia-gfd", "nvidia.com/gpu.product", ["NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"]),
+        ("gke", "cloud.google.com/gke-accelerator", ["nvidia-tesla-a100"]),
+        ("eks", "k8s.amazonaws.com/accelerator", ["nvidia-tesla-a100"]),
     ],
 )
 def test_gpu_environments_get_count_selector_and_toleration(preset, key, value):
@@ -65,8 +67,15 @@ def test_gpu_environments_get_count_selector_and_toleration(preset, key, value):
     resources = pod["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "2"}
     assert resources["limits"] == {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "2"}
-    assert pod["nodeSelector"] == {key: value}
+    assert selected_nodes(pod) == {key: value}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def selected_nodes(pod: dict[str, Any]) -> dict[str, list[str]]:
+    """The node labels (key -> accepted values) a pod's required node affinity selects on."""
+    required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    (term,) = required["nodeSelectorTerms"]
+    return {e["key"]: e["values"] for e in term["matchExpressions"] if e["operator"] == "In"}
 
 
 def test_mig_slices_request_the_resource_the_clusters_device_plugin_advertises():
@@ -82,12 +91,12 @@ def test_mig_slices_request_the_resource_the_clusters_device_plugin_advertises()
         "ephemeral-storage": "10Gi",
         "nvidia.com/gpu": "3",
     }
-    assert on_gke["nodeSelector"]["cloud.google.com/gke-gpu-partition-size"] == "1g.5gb"
+    assert selected_nodes(on_gke)["cloud.google.com/gke-gpu-partition-size"] == ["1g.5gb"]
 
 
 def test_cpu_environments_get_no_gpu_scheduling():
     pod = pod_of("data-prep")
-    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "affinity" not in pod and "nodeSelector" not in pod and "tolerations" not in pod
     assert pod["containers"][0]["resources"] == {
         "requests": {"cpu": "500m", "memory": "512Mi"},
         "limits": {"cpu": "500m", "memory": "512Mi"},
@@ -105,8 +114,8 @@ def test_a_gpu_model_without_a_label_value_is_an_error_naming_the_environment():
     ):
         manifests_for(env, stack(acceleratorLabels="gke"))
     custom = stack(acceleratorLabels={"preset": "gke", "values": {"L40S": "l40s"}})
-    assert manifests_for(env, custom)[1]["spec"]["template"]["spec"]["nodeSelector"] == {
-        "cloud.google.com/gke-accelerator": "l40s"
+    assert selected_nodes(manifests_for(env, custom)[1]["spec"]["template"]["spec"]) == {
+        "cloud.google.com/gke-accelerator": ["l40s"]
     }
 
 

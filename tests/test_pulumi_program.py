@@ -160,14 +160,17 @@ def test_deployment_inputs_carry_compute_gpu_and_security(monitor: RecordingMoni
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "2"
     assert container["resources"]["limits"]["cpu"] == "2" and container["resources"]["requests"]["cpu"] == "1"
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert term["matchExpressions"][0]["values"] == ["NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     cpu_pod = deployments["data-prep-deployment"]["spec"]["template"]["spec"]
-    assert "nodeSelector" not in cpu_pod and "tolerations" not in cpu_pod
+    assert "affinity" not in cpu_pod and "tolerations" not in cpu_pod
 
 
 def test_images_build_only_on_up_and_identical_specs_build_once(monitor: RecordingMonitor) -> None:

@@ -89,7 +89,16 @@ def test_module_is_required():
 @pytest.mark.parametrize(
     ("labels", "gpu", "selector"),
     [
-        ("nvidia-gfd", "A100:2", {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}),
+        (
+            "nvidia-gfd",
+            "A100:2",
+            {"nvidia.com/gpu.product": ["NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"]},
+        ),
+        (  # the 80 GB model selects only 80 GB cards
+            "nvidia-gfd",
+            "A100-80GB",
+            {"nvidia.com/gpu.product": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"]},
+        ),
         ("gke", "H100", {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}),
         ("eks", "A10G", {"k8s.amazonaws.com/accelerator": "nvidia-a10g"}),
         (  # a MIG slice: GKE labels node pools with their partition size
@@ -100,7 +109,11 @@ def test_module_is_required():
                 "cloud.google.com/gke-gpu-partition-size": "1g.5gb",
             },
         ),
-        ("nvidia-gfd", "A100-1g.5gb", {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}),
+        (
+            "nvidia-gfd",
+            "A100-1g.5gb",
+            {"nvidia.com/gpu.product": ["NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"]},
+        ),
         ({"preset": "gke", "key": "pool/gpu"}, "T4", {"pool/gpu": "nvidia-tesla-t4"}),
         (
             {"preset": "gke", "values": {"l40s": "l40s-pool"}},
@@ -110,10 +123,20 @@ def test_module_is_required():
         ({"preset": None, "key": "gpu", "values": {"a100-80gb": "big"}}, "A100-80GB:8", {"gpu": "big"}),
     ],
 )
-def test_node_selector_per_preset_and_override(labels, gpu, selector):
-    assert (
-        stack(acceleratorLabels=labels).accelerator_labels.node_selector(GPU.parse(gpu), "train") == selector
-    )
+def test_node_affinity_per_preset_and_override(labels, gpu, selector):
+    affinity = stack(acceleratorLabels=labels).accelerator_labels.node_affinity(GPU.parse(gpu), "train")
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    selected = {e["key"]: e["values"] for e in term["matchExpressions"] if e["operator"] == "In"}
+    assert selected == {key: value if isinstance(value, list) else [value] for key, value in selector.items()}
+
+
+def test_a_list_of_label_values_selects_any_of_them():
+    labels = stack(acceleratorLabels={"preset": None, "key": "pool", "values": {"T4": ["a", "b"]}})
+    affinity = labels.accelerator_labels.node_affinity(GPU.parse("T4"), "train")
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "pool", "operator": "In", "values": ["a", "b"]}]
+    with pytest.raises(InvalidSpecError, match=r"T4: give a label value or a non-empty list of them"):
+        stack(acceleratorLabels={"preset": None, "key": "pool", "values": {"T4": []}})
 
 
 @pytest.mark.parametrize(
@@ -139,7 +162,7 @@ def test_node_selector_per_preset_and_override(labels, gpu, selector):
 )
 def test_gpu_without_label_value_is_an_error_naming_the_environment(labels, gpu, error):
     with pytest.raises(InvalidSpecError, match=error):
-        stack(acceleratorLabels=labels).accelerator_labels.node_selector(GPU.parse(gpu), "render-l40s")
+        stack(acceleratorLabels=labels).accelerator_labels.node_affinity(GPU.parse(gpu), "render-l40s")
 
 
 def test_replicas_for_unknown_environments_are_an_error():
@@ -158,9 +181,10 @@ def test_the_three_stacks():
     assert [s.replicas for s in (dev, staging, prod)] == [1, 2, 3]
     assert [s.promote_from for s in (dev, staging, prod)] == [None, "dev", "staging"]
     assert [s.accelerator_labels.preset for s in (dev, staging, prod)] == ["nvidia-gfd", "nvidia-gfd", "gke"]
-    assert [s.render_dir for s in (dev, staging, prod)] == [
-        f".flyte-infra/rendered/{n}" for n in ("dev", "staging", "prod")
-    ]
+    # every stage deploys to the devbox's cluster, bounded by readyTimeout; none renders to a directory
+    assert {s.kubeconfig for s in (dev, staging, prod)} == {"/var/lib/flyte-infra/cluster/admin.kubeconfig"}
+    assert [s.render_dir for s in (dev, staging, prod)] == [None, None, None]
+    assert {s.ready_timeout for s in (dev, staging, prod)} == {120}
     assert dev.module == "examples/ml_pipeline.py" and dev.stack == "dev"
     assert dev.base_image("python:3.11-slim-bookworm") == "127.0.0.1:5000/flyte-infra/python:3.11-bookworm"
 

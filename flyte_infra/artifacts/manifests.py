@@ -157,7 +157,7 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     if gpu is not None:
-        pod["nodeSelector"] = labels.node_selector(gpu, name)
+        pod["affinity"] = {"nodeAffinity": labels.node_affinity(gpu, name)}
         pod["tolerations"] = [dict(GPU_TOLERATION)]
     return {
         "apiVersion": "apps/v1",

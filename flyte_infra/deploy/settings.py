@@ -67,7 +67,7 @@ class AcceleratorLabels(SpecModel):
 
     preset: Literal["nvidia-gfd", "gke", "eks"] | None = "nvidia-gfd"
     key: str | None = None
-    values: dict[str, str] = Field(default_factory=dict)
+    values: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("key")
     @classmethod
@@ -76,16 +76,23 @@ class AcceleratorLabels(SpecModel):
             return None
         return _matching(_LABEL_KEY, value, "a Kubernetes label key", "example.com/gpu-model")
 
-    @field_validator("values")
+    @field_validator("values", mode="before")
     @classmethod
-    def _check_values(cls, value: dict[str, str]) -> dict[str, str]:
+    def _check_values(cls, value: Any) -> Any:
+        """Each model's label value, or a list of them (any of which selects a node)."""
+        if not isinstance(value, Mapping):
+            return value
         by_upper = {name.upper(): name for name in GPU_TYPES}
         checked = {}
-        for device, label in value.items():
-            if device.upper() not in by_upper:
+        for device, labels in value.items():
+            if str(device).upper() not in by_upper:
                 raise ValueError(f"unknown GPU type '{device}' (known: {', '.join(GPU_TYPES)})")
-            checked[by_upper[device.upper()]] = _matching(
-                _LABEL_VALUE, label, "a Kubernetes label value", "nvidia-tesla-a100"
+            listed = [labels] if isinstance(labels, str) else labels
+            if not isinstance(listed, list | tuple) or not listed:
+                raise ValueError(f"{device}: give a label value or a non-empty list of them")
+            checked[by_upper[str(device).upper()]] = tuple(
+                _matching(_LABEL_VALUE, str(label), "a Kubernetes label value", "nvidia-tesla-a100")
+                for label in listed
             )
         return checked
 
@@ -100,13 +107,12 @@ class AcceleratorLabels(SpecModel):
         """The node label that names the GPU model."""
         return self.key or PRESET_KEYS[self.preset or "nvidia-gfd"]
 
-    def node_selector(self, gpu: GPU, environment: str) -> dict[str, str]:
-        """`{label key: value}` selecting nodes with `gpu`'s model; InvalidSpecError naming `environment`
-        when neither `values` nor the preset knows the model."""
-        value = self.values.get(gpu.device)
-        if value is None and self.preset is not None:
-            value = gpu.label_value(self.preset)
-        if value is None:
+    def node_affinity(self, gpu: GPU, environment: str) -> dict[str, Any]:
+        """A required node affinity selecting nodes of `gpu`'s model by any of its label values (an
+        A100 is an SXM4 or a PCIe card); InvalidSpecError naming `environment` when neither
+        `values` nor the preset knows the model."""
+        values = self.values.get(gpu.device) or (gpu.label_values(self.preset) if self.preset else ())
+        if not values:
             under = f"under preset '{self.preset}'" if self.preset else "in acceleratorLabels.values"
             raise InvalidSpecError(
                 f"TaskEnvironment '{environment}'",
@@ -114,10 +120,11 @@ class AcceleratorLabels(SpecModel):
                 f"{gpu.device} has no '{self.label_key}' label value {under}; "
                 f"set flyte-infra:acceleratorLabels.values.{gpu.device}",
             )
-        selector = {self.label_key: value}
+        expressions = [{"key": self.label_key, "operator": "In", "values": list(values)}]
         if gpu.partition and self.preset == "gke":  # GKE partitions a node's GPUs: select the size
-            selector[GKE_PARTITION_LABEL] = gpu.partition
-        return selector
+            expressions.append({"key": GKE_PARTITION_LABEL, "operator": "In", "values": [gpu.partition]})
+        term = {"matchExpressions": expressions}
+        return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
 
     def resource_name(self, gpu: GPU) -> str:
         """The extended resource to request `gpu` as: GKE advertises each MIG partition of a node as

@@ -61,9 +61,10 @@ Quantity = Annotated[str, BeforeValidator(_quantity)]
 
 
 class _Device:
-    """A GPU model: its MIG profiles and its node-label value under each labelling preset."""
+    """A GPU model: its MIG profiles and, under each labelling preset, every node-label value its
+    nodes may carry (one per product string: SXM and PCIe cards of one model differ there)."""
 
-    def __init__(self, labels: dict[str, str], mig_profiles: tuple[str, ...] = ()) -> None:
+    def __init__(self, labels: dict[str, tuple[str, ...]], mig_profiles: tuple[str, ...] = ()) -> None:
         self.labels = labels
         self.mig_profiles = mig_profiles
 
@@ -72,29 +73,46 @@ _A100_40_MIG = ("1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb")
 _A100_80_MIG = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
 _H100_MIG = ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")
 
+
+def _device(
+    gfd: tuple[str, ...], gke: str | None = None, eks: str | None = None, mig: tuple[str, ...] = ()
+) -> _Device:
+    labels = {"nvidia-gfd": gfd}
+    labels.update({preset: (value,) for preset, value in (("gke", gke), ("eks", eks)) if value})
+    return _Device(labels, mig)
+
+
 GPU_TYPES: dict[str, _Device] = {
-    "T4": _Device({"nvidia-gfd": "Tesla-T4", "gke": "nvidia-tesla-t4", "eks": "nvidia-tesla-t4"}),
-    "V100": _Device(
-        {"nvidia-gfd": "Tesla-V100-SXM2-16GB", "gke": "nvidia-tesla-v100", "eks": "nvidia-tesla-v100"}
+    "T4": _device(("Tesla-T4",), "nvidia-tesla-t4", "nvidia-tesla-t4"),
+    "V100": _device(
+        ("Tesla-V100-SXM2-16GB", "Tesla-V100-SXM2-32GB", "Tesla-V100-PCIE-16GB", "Tesla-V100-PCIE-32GB"),
+        "nvidia-tesla-v100",
+        "nvidia-tesla-v100",
     ),
-    "P100": _Device({"nvidia-gfd": "Tesla-P100-PCIE-16GB", "gke": "nvidia-tesla-p100"}),
-    "A10G": _Device({"nvidia-gfd": "NVIDIA-A10G", "eks": "nvidia-a10g"}),
-    "L4": _Device({"nvidia-gfd": "NVIDIA-L4", "gke": "nvidia-l4", "eks": "nvidia-l4"}),
-    "L40S": _Device({"nvidia-gfd": "NVIDIA-L40S", "eks": "nvidia-l40s"}),
-    "A100": _Device(
-        {"nvidia-gfd": "NVIDIA-A100-SXM4-40GB", "gke": "nvidia-tesla-a100", "eks": "nvidia-tesla-a100"},
+    "P100": _device(
+        ("Tesla-P100-PCIE-16GB", "Tesla-P100-PCIE-12GB", "Tesla-P100-SXM2-16GB"), "nvidia-tesla-p100"
+    ),
+    "A10G": _device(("NVIDIA-A10G",), eks="nvidia-a10g"),
+    "L4": _device(("NVIDIA-L4",), "nvidia-l4", "nvidia-l4"),
+    "L40S": _device(("NVIDIA-L40S",), eks="nvidia-l40s"),
+    "A100": _device(
+        ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
+        "nvidia-tesla-a100",
+        "nvidia-tesla-a100",
         _A100_40_MIG,
     ),
-    "A100-80GB": _Device(
-        {"nvidia-gfd": "NVIDIA-A100-SXM4-80GB", "gke": "nvidia-a100-80gb"},  # eks: no value tells 80GB apart
-        _A100_80_MIG,
+    # eks: no label value tells the 80 GB A100 apart
+    "A100-80GB": _device(
+        ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"), "nvidia-a100-80gb", mig=_A100_80_MIG
     ),
-    "H100": _Device(
-        {"nvidia-gfd": "NVIDIA-H100-80GB-HBM3", "gke": "nvidia-h100-80gb", "eks": "nvidia-h100"},
+    "H100": _device(
+        ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"),
+        "nvidia-h100-80gb",
+        "nvidia-h100",
         _H100_MIG,
     ),
-    "H200": _Device({"nvidia-gfd": "NVIDIA-H200", "gke": "nvidia-h200-141gb", "eks": "nvidia-h200"}),
-    "B200": _Device({"nvidia-gfd": "NVIDIA-B200", "gke": "nvidia-b200", "eks": "nvidia-b200"}),
+    "H200": _device(("NVIDIA-H200", "NVIDIA-H200-NVL"), "nvidia-h200-141gb", "nvidia-h200"),
+    "B200": _device(("NVIDIA-B200",), "nvidia-b200", "nvidia-b200"),
 }
 """Known GPU models. A MIG slice is written `MODEL-PROFILE`, e.g. `A100-1g.5gb` or `H100-3g.40gb`."""
 
@@ -138,9 +156,9 @@ class GPU(BaseModel):
         """The extended resource the device plugin advertises (`nvidia.com/gpu` or a MIG slice)."""
         return f"nvidia.com/mig-{self.partition}" if self.partition else "nvidia.com/gpu"
 
-    def label_value(self, preset: str) -> str | None:
-        """The node-label value for this device under a labelling preset, if it has one."""
-        return GPU_TYPES[self.device].labels.get(preset)
+    def label_values(self, preset: str) -> tuple[str, ...]:
+        """Every node-label value of this model under a labelling preset; empty if it has none."""
+        return GPU_TYPES[self.device].labels.get(preset, ())
 
     def __str__(self) -> str:
         kind = f"{self.device}-{self.partition}" if self.partition else self.device
