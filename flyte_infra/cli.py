@@ -176,6 +176,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show where a deployed stack's environments run: image digest, nodes and readiness."""
+    from .kube.cluster import environment_status
+
+    settings = load_stack_settings(Path(args.project), args.stack)
+    if not settings.kubeconfig:
+        raise UsageError(
+            f"stack '{args.stack}' renders to a directory (renderDir): no cluster to ask", subject="status"
+        )
+    rows = environment_status(settings.kubeconfig, settings.namespace)
+    width = max([len("environment"), *(len(row.environment) for row in rows)])
+    print(f"{'environment':<{width}}  {'ready':<5}  {'image digest':<19}  nodes")
+    for row in rows:
+        digest = row.image.rsplit("@", 1)[-1][:19] if "@" in row.image else row.image
+        print(f"{row.environment:<{width}}  {row.ready:<5}  {digest:<19}  {', '.join(row.nodes) or '-'}")
+    return 0 if rows and all(row.available for row in rows) else 1
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Read every resource of a stack back from Docker and Kubernetes and record what drifted."""
     from .pulumi.automation import refresh
@@ -239,7 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     stage_command("preview", cmd_preview).add_argument("--stack", required=True, help="dev, staging, prod")
-    for name, handler in (("up", cmd_up), ("refresh", cmd_refresh), ("destroy", cmd_destroy)):
+    for name, handler in (
+        ("up", cmd_up),
+        ("refresh", cmd_refresh),
+        ("destroy", cmd_destroy),
+        ("status", cmd_status),
+    ):
         stage_command(name, handler).add_argument("--stack", required=True, help="dev, staging, prod")
     promote = stage_command("promote", cmd_promote)
     promote.add_argument("--from", dest="source", required=True, help="the stage whose digests to deploy")

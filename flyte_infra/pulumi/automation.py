@@ -20,6 +20,7 @@ from pulumi import automation as auto
 from ..deploy.settings import load_stack_settings
 from ..devbox.toolchain import Toolchain, find_toolchain
 from ..errors import EngineError, PromotionError
+from ..kube.cluster import diagnose
 
 __all__ = ["IMAGE_TYPE", "StackRun", "destroy", "preview", "promote", "refresh", "up"]
 
@@ -136,8 +137,9 @@ def _update(command: str, stack_name: str, project_dir: Path, out: TextIO) -> St
         else:
             result = stack.destroy(on_event=on_event)
     except auto.CommandError as error:
+        reasons = _cluster_reasons(stack_name, project_dir) if command == "up" else ""
         raise EngineError(
-            f"pulumi {command} of stack '{stack_name}' failed: {_engine_error(error)}",
+            f"pulumi {command} of stack '{stack_name}' failed: {_engine_error(error)}{reasons}",
             command=command,
             stack=stack_name,
             run=run,
@@ -167,6 +169,19 @@ def promote(source: str, target: str, project_dir: Path, out: TextIO = sys.stdou
             target=target,
         )
     return run
+
+
+def _cluster_reasons(stack_name: str, project_dir: Path) -> str:
+    """Why environments of the stack's cluster are not Available, as the cluster says (the provider
+    reports only a timeout): `; environment 'x': <reason>` each, or "" in render mode."""
+    settings = load_stack_settings(project_dir, stack_name)
+    if not settings.kubeconfig:
+        return ""
+    try:
+        reasons = diagnose(settings.kubeconfig, settings.namespace)
+    except Exception as error:  # the cluster may be what failed: keep the engine's own message
+        return f"; the cluster could not be asked why ({type(error).__name__})"
+    return "".join(f"; environment '{name}': {reason}" for name, reason in sorted(reasons.items()))
 
 
 def _engine_error(error: auto.CommandError) -> str:
