@@ -152,6 +152,9 @@ class StackSettings(SpecModel):
     promote_from: str | None = None
     images: dict[str, str] = Field(default_factory=dict)
     render_dir: str | None = None
+    client_namespaces: list[DNSLabel] = Field(default_factory=list)
+    """Namespaces besides the stack's own whose pods labelled `flyte-infra/role: client` may call the
+    entry environments (those nothing depends on); none by default."""
 
     @classmethod
     def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
@@ -265,6 +268,14 @@ def load_stack_settings(project_dir: Path, stack: str) -> StackSettings:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackConfigError(stack, None, f"{path} has no `config:` mapping")
+    password = config.get(f"{_CONFIG_PREFIX}registryPassword")
+    if password is not None and not (isinstance(password, dict) and "secure" in password):
+        raise StackConfigError(  # the value itself is never repeated
+            stack,
+            f"{_CONFIG_PREFIX}registryPassword",
+            "is in plaintext in the stack file; set it encrypted with "
+            f"`pulumi config set --secret {_CONFIG_PREFIX}registryPassword` (stack {stack})",
+        )
     values = {
         key.removeprefix(_CONFIG_PREFIX): value
         for key, value in config.items()
