@@ -208,3 +208,10 @@ def test_a_plaintext_registry_password_in_a_stack_file_is_refused_without_repeat
         "config:\n  flyte-infra:module: m.py\n  flyte-infra:registryPassword:\n    secure: AAE=\n"
     )
     assert load_stack_settings(tmp_path, "dev").module == "m.py"
+
+
+def test_base_image_mirrors_are_image_references():
+    from flyte_infra.errors import StackConfigError
+
+    with pytest.raises(StackConfigError, match=r"baseImages: 'x\\nRUN echo PWNED' is not an image reference"):
+        stack(baseImages={"python:3.11-slim-bookworm": "x\nRUN echo PWNED"})

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from ..errors import InvalidSpecError, StackConfigError
 from ..model.resources import GPU, GPU_TYPES
-from ..model.validation import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel
+from ..model.validation import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel, image_reference
 
 __all__ = ["PRESET_KEYS", "AcceleratorLabels", "StackSettings", "load_stack_settings"]
 
@@ -165,6 +165,14 @@ class StackSettings(SpecModel):
     def _formatted(cls, value: str, info: ValidationInfo) -> str:
         pattern, what, example = _FORMATS[info.field_name or ""]
         return _matching(pattern, value, what, example)
+
+    @field_validator("base_images")
+    @classmethod
+    def _base_images(cls, value: dict[str, str]) -> dict[str, str]:
+        for image, mirror in value.items():  # both reach a Dockerfile's FROM
+            image_reference(image)
+            image_reference(mirror)
+        return value
 
     @field_validator("port")
     @classmethod
