@@ -209,3 +209,33 @@ def test_tasks_are_read_only_outside_the_decorator():
     assert list(env.tasks) == ["step"]
     with pytest.raises(TypeError):
         env.tasks["other"] = step  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"image": "${EVIL}"}, r"image: '\$\{EVIL\}' is not an image reference"),
+        ({"image": "--platform=linux/arm64"}, "image: '--platform=linux/arm64' is not an image reference"),
+        ({"image": "python:3.11\nRUN echo PWNED"}, r"image: 'python:3.11\\nRUN echo PWNED' is not an image"),
+        ({"secrets": ["my secret"]}, "secrets: Secret: key: 'my secret' is not a Secret data key"),
+        ({"secrets": [""]}, "secrets: Secret: key: '' is not a Secret data key"),
+        ({"secrets": ["a/b"]}, "secrets: Secret: key: 'a/b' is not a Secret data key"),
+        ({"env_vars": {"PYTHONPATH": "/x"}}, "env_vars: 'PYTHONPATH' is reserved"),
+        ({"env_vars": {"FLYTE_INFRA_MODULE": "m"}}, "env_vars: 'FLYTE_INFRA_MODULE' is reserved"),
+        ({"env_vars": {"API": "x"}, "secrets": ["api"]}, "secrets\\[0\\]: variable 'API' is already set"),
+    ],
+)
+def test_images_secrets_and_variables_that_could_inject_or_collide_are_one_line_errors(spec, message):
+    with pytest.raises(InvalidSpecError, match=rf"^TaskEnvironment 'e': .*{message}[^\n]*$"):
+        TaskEnvironment("e", **spec)
+
+
+def test_secret_groups_and_variable_names_are_checked_where_the_secret_is_made():
+    with pytest.raises(InvalidSpecError, match=r"^Secret: group: 'Bad_Group!' is not a DNS-1123 label"):
+        Secret(key="k", group="Bad_Group!")
+    with pytest.raises(InvalidSpecError, match=r"^Secret: as_env_var: '1-bad' is not an environment"):
+        Secret(key="k", as_env_var="1-bad")
+    with pytest.raises(InvalidSpecError, match="as_env_var: 'FLYTE_INFRA_TOKEN' is reserved"):
+        Secret(key="k", as_env_var="FLYTE_INFRA_TOKEN")
+    tuned = TaskEnvironment("e", env_vars={"FLYTE_INFRA_CALL_TIMEOUT": "5"}, image="127.0.0.1:5000/base:1")
+    assert tuned.env_vars == {"FLYTE_INFRA_CALL_TIMEOUT": "5"}  # the worker's limits stay tunable

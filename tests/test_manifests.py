@@ -4,7 +4,12 @@ import kubernetes_validate
 import pytest
 
 from flyte_infra import InvalidSpecError, Resources, Secret, TaskEnvironment
-from flyte_infra.artifacts.manifests import environment_manifests, namespace_manifest, service_dns
+from flyte_infra.artifacts.manifests import (
+    environment_manifests,
+    namespace_manifest,
+    service_dns,
+    token_secret_manifest,
+)
 from flyte_infra.deploy.graph import build_graph
 from flyte_infra.runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
 
@@ -187,8 +192,42 @@ def test_network_policy_admits_exactly_the_dependents_closure():
 
     assert policy(base) == admitting("middle", "side", "top")  # `top` calls into `base` through `middle`
     assert policy(middle) == admitting("top")
-    clients = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"flyte-infra/role": "client"}}}
-    assert policy(top) == policy(side) == clients  # entrypoints: client pods of any namespace
+    clients = {"podSelector": {"matchLabels": {"flyte-infra/role": "client"}}}
+    assert policy(top) == policy(side) == clients  # entrypoints: client pods of the stack's namespace
+
+
+def test_an_entry_environment_admits_client_pods_only_of_the_namespaces_the_stack_names():
+    entry = TaskEnvironment("entry")
+    policy = environment_manifests(entry, build_graph([entry]), stack(clientNamespaces=["ci"]), IMAGE)[3]
+    client = {"matchLabels": {"flyte-infra/role": "client"}}
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"podSelector": client},  # no namespaceSelector: the policy's own namespace only
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ci"}}, "podSelector": client},
+    ]
+    assert all(source.get("namespaceSelector") != {} for source in policy["spec"]["ingress"][0]["from"])
+
+
+def test_every_worker_reads_the_namespace_token_and_drains_after_a_prestop_delay():
+    pod = pod_of("pipeline", stack())
+    variables = {v["name"]: v for v in env_of(pod)}
+    assert variables["FLYTE_INFRA_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "flyte-infra-token", "key": "token"}
+    }
+    assert "optional" not in variables["FLYTE_INFRA_TOKEN"]["valueFrom"]["secretKeyRef"]  # fail closed
+    container = pod["containers"][0]
+    sleep = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep == ["python", "-c", "import time; time.sleep(5)"]
+    assert int(variables["FLYTE_INFRA_DRAIN"]["value"]) + 5 < pod["terminationGracePeriodSeconds"]
+
+
+def test_the_token_secret_for_the_pulumi_program_is_a_plain_manifest():
+    secret = token_secret_manifest(stack(), "t0ken")
+    assert (secret["kind"], secret["metadata"]["name"], secret["stringData"]) == (
+        "Secret",
+        "flyte-infra-token",
+        {"token": "t0ken"},
+    )
+    kubernetes_validate.validate(secret, "1.30", strict=True)
 
 
 def test_workers_learn_who_they_are_and_where_services_are():
@@ -219,15 +258,15 @@ def test_env_vars_and_secrets_reach_the_container_in_a_stable_order():
 
 
 @pytest.mark.parametrize(
-    ("env_vars", "secrets", "twice"),
-    [({"HF_TOKEN": "x"}, ["hf_token"], "HF_TOKEN"), ({"FLYTE_INFRA_ENV": "other"}, [], "FLYTE_INFRA_ENV")],
+    ("env_vars", "secrets", "problem"),
+    [
+        ({"HF_TOKEN": "x"}, ["hf_token"], "secrets\\[0\\]: variable 'HF_TOKEN' is already set"),
+        ({"FLYTE_INFRA_ENV": "other"}, [], "env_vars: 'FLYTE_INFRA_ENV' is reserved"),
+    ],
 )
-def test_a_variable_defined_twice_is_an_error(env_vars, secrets, twice):
-    env = TaskEnvironment("twice", env_vars=env_vars, secrets=secrets)
-    with pytest.raises(
-        InvalidSpecError, match=rf"^TaskEnvironment 'twice': env_vars: '{twice}' is defined more"
-    ):
-        manifests_for(env)
+def test_a_variable_defined_twice_is_an_error_when_the_environment_is_made(env_vars, secrets, problem):
+    with pytest.raises(InvalidSpecError, match=rf"^TaskEnvironment 'twice': .*{problem}"):
+        TaskEnvironment("twice", env_vars=env_vars, secrets=secrets)
 
 
 def test_every_manifest_validates_against_the_kubernetes_schema():

@@ -216,3 +216,26 @@ def test_stack_file_reading(tmp_path):
     path.write_text("encryptionsalt: v1:abc\n")
     with pytest.raises(FlyteInfraError, match=r"^stack 'qa': .*Pulumi.qa.yaml has no `config:` mapping"):
         load_stack_settings(tmp_path, "qa")
+
+
+def test_a_plaintext_registry_password_in_a_stack_file_is_refused_without_repeating_it(tmp_path):
+    from flyte_infra.deploy.settings import load_stack_settings
+    from flyte_infra.errors import StackConfigError
+
+    (tmp_path / "stacks").mkdir()
+    stack_file = tmp_path / "stacks" / "Pulumi.dev.yaml"
+    stack_file.write_text("config:\n  flyte-infra:module: m.py\n  flyte-infra:registryPassword: hunter2\n")
+    with pytest.raises(StackConfigError, match=r"registryPassword: is in plaintext .*--secret") as caught:
+        load_stack_settings(tmp_path, "dev")
+    assert "hunter2" not in str(caught.value)
+    stack_file.write_text(
+        "config:\n  flyte-infra:module: m.py\n  flyte-infra:registryPassword:\n    secure: AAE=\n"
+    )
+    assert load_stack_settings(tmp_path, "dev").module == "m.py"
+
+
+def test_base_image_mirrors_are_image_references():
+    from flyte_infra.errors import StackConfigError
+
+    with pytest.raises(StackConfigError, match=r"baseImages: 'x\\nRUN echo PWNED' is not an image reference"):
+        stack(baseImages={"python:3.11-slim-bookworm": "x\nRUN echo PWNED"})

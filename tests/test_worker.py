@@ -36,6 +36,7 @@ def test_a_call_to_another_environment_runs_in_its_worker(ports, worker):
         "tasks": [
             "ask",
             "ask_crash",
+            "ask_nap",
             "ask_raw",
             "boom",
             "catch_failure",
@@ -150,7 +151,7 @@ def test_sigterm_stops_a_worker_cleanly(ports, worker):
 
 def test_serving_does_not_change_the_callers_router():
     server = serve(relay_module.relay, "127.0.0.1", 0)
-    server.server_close()
+    server.worker_app.pool.shutdown()
     assert isinstance(active_router(), InProcessRouter)
 
 

@@ -45,18 +45,27 @@ def wait_healthy(port: int, timeout: float = 15.0) -> dict[str, Any]:
             time.sleep(0.1)
 
 
-def post(port: int, task: str, args: dict[str, Any], timeout: float = 60) -> tuple[int, dict[str, Any], str]:
+def post(
+    port: int, task: str, args: dict[str, Any], timeout: float = 60, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
     """(status, body, environment header) of a task call."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/tasks/{task}",
         data=json.dumps({"args": args}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read()), response.headers["X-Flyte-Infra-Environment"]
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read()), error.headers["X-Flyte-Infra-Environment"]
+
+
+def log_of(process: subprocess.Popen[bytes]) -> str:
+    """What a worker started by `start_worker` has written to stderr so far."""
+    log = _logs[process.pid]
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 def stop(*processes: subprocess.Popen[bytes]) -> None:

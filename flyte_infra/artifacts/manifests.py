@@ -8,15 +8,17 @@ from ..deploy.graph import EnvironmentGraph
 from ..deploy.settings import StackSettings
 from ..errors import InvalidSpecError
 from ..model.environment import TaskEnvironment
-from ..runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE
+from ..runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE, TOKEN_VARIABLE
 
 __all__ = [
     "CLIENT_LABEL",
     "ENVIRONMENT_LABEL",
     "ENVIRONMENT_VARIABLE",
+    "TOKEN_SECRET",
     "environment_manifests",
     "namespace_manifest",
     "service_dns",
+    "token_secret_manifest",
 ]
 
 ENVIRONMENT_LABEL = "flyte-infra/environment"
@@ -24,6 +26,20 @@ ENVIRONMENT_LABEL = "flyte-infra/environment"
 CLIENT_LABEL = "flyte-infra/role"
 """Pods labelled `flyte-infra/role: client` may call entrypoint environments (nothing depends on them)."""
 ENVIRONMENT_VARIABLE = "FLYTE_INFRA_ENV"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""Set by the API server on every Namespace to its name; it cannot be set to anything else."""
+TOKEN_SECRET = "flyte-infra-token"
+"""The namespace's Secret whose `token` key every worker reads as FLYTE_INFRA_TOKEN: callers send it as
+a bearer token and workers refuse calls without it. Not optional: a pod waits for the Secret rather
+than serve unauthenticated. `render` never writes it (a token does not belong in Git): create it
+once per namespace; the Pulumi program creates it with `token_secret_manifest`."""
+TERMINATION_GRACE_SECONDS = 30
+"""The pod's terminationGracePeriodSeconds: preStop delay, then the drain, then SIGKILL."""
+PRE_STOP_SECONDS = 5
+"""Seconds the pod keeps serving after it is marked terminating, so Services and kube-proxy stop
+routing to it before the worker stops accepting."""
+DRAIN_SECONDS = TERMINATION_GRACE_SECONDS - PRE_STOP_SECONDS - 3
+"""FLYTE_INFRA_DRAIN: what is left for in-flight tasks after SIGTERM, with 3 s to exit."""
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 Manifest = dict[str, Any]
@@ -57,6 +73,19 @@ def namespace_manifest(settings: StackSettings) -> Manifest:
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": settings.namespace, "labels": labels},
+    }
+
+
+def token_secret_manifest(settings: StackSettings, token: str) -> Manifest:
+    """The namespace's worker token Secret (`TOKEN_SECRET`), for the Pulumi program: `token` comes from
+    the stack's secret config (`flyte-infra:workerToken`, `pulumi config set --secret`), never from a
+    file `render` writes."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": TOKEN_SECRET, "namespace": settings.namespace, "labels": _labels(TOKEN_SECRET)},
+        "type": "Opaque",
+        "stringData": {"token": token},
     }
 
 
@@ -106,6 +135,10 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
     template = f"http://{service_dns('{env}', settings)}:{settings.port}"
     variables.append({"name": ENVIRONMENT_VARIABLE, "value": environment.name})
     variables.append({"name": ENDPOINT_TEMPLATE_VARIABLE, "value": template})
+    variables.append({"name": "FLYTE_INFRA_DRAIN", "value": str(DRAIN_SECONDS)})
+    variables.append(
+        {"name": TOKEN_VARIABLE, "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}}}
+    )
     seen: set[str] = set()
     for variable in variables:
         if variable["name"] in seen:
@@ -131,7 +164,10 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
         "args": ["--env", name, "--port", str(settings.port)],
         "ports": [{"name": "http", "containerPort": settings.port, "protocol": "TCP"}],
         "env": _environment_variables(environment, settings),
-        "readinessProbe": probe,
+        "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 1},
+        "lifecycle": {
+            "preStop": {"exec": {"command": ["python", "-c", f"import time; time.sleep({PRE_STOP_SECONDS})"]}}
+        },
         "livenessProbe": {**probe, "initialDelaySeconds": 10},
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -146,6 +182,7 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
     pod: dict[str, Any] = {
         "serviceAccountName": name,
         "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 1000,
@@ -175,18 +212,27 @@ def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings)
     """Ingress only from environments that depend on this one (directly or not).
 
     Nothing depends on an entrypoint environment, so it admits pods labelled `flyte-infra/role:
-    client` instead, in any namespace: whatever starts runs (a CLI pod, an ingress controller in
-    its own namespace) carries that label.
+    client` instead: in the stack's own namespace, and in the namespaces the stack names
+    (`clientNamespaces`), matched by their immutable `kubernetes.io/metadata.name` label. A pod in
+    any other namespace is not admitted, whatever labels it gives itself; and every call must also
+    carry the namespace's token (`TOKEN_SECRET`).
     """
     dependents = sorted(graph.dependent_closure(name))
-    source = (
-        {
-            "podSelector": {
-                "matchExpressions": [{"key": ENVIRONMENT_LABEL, "operator": "In", "values": dependents}]
+    client = {"matchLabels": {CLIENT_LABEL: "client"}}
+    sources: list[dict[str, Any]] = (
+        [
+            {
+                "podSelector": {
+                    "matchExpressions": [{"key": ENVIRONMENT_LABEL, "operator": "In", "values": dependents}]
+                }
             }
-        }
+        ]
         if dependents
-        else {"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "client"}}}
+        else [{"podSelector": client}]
+        + [
+            {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}, "podSelector": client}
+            for namespace in settings.client_namespaces
+        ]
     )
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -195,6 +241,6 @@ def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings)
         "spec": {
             "podSelector": {"matchLabels": {ENVIRONMENT_LABEL: name}},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [source], "ports": [{"port": "http", "protocol": "TCP"}]}],
+            "ingress": [{"from": sources, "ports": [{"port": "http", "protocol": "TCP"}]}],
         },
     }

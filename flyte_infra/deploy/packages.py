@@ -179,8 +179,16 @@ def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem
     return problems
 
 
-RUNTIME_REQUIREMENTS = ("pydantic>=2.6,<3", "packaging>=24")
-"""What the worker needs beside the standard library to import flyte_infra."""
+RUNTIME_REQUIREMENTS = (
+    "pydantic>=2.6,<3",
+    "packaging>=24",
+    "uvicorn>=0.30,<1",
+    "h11>=0.16",
+    "httpx>=0.27,<1",
+)
+"""What the worker needs beside the standard library to import flyte_infra and serve: uvicorn on h11
+(0.16 fixes a chunked-body smuggling bug, CVE-2025-43859) and httpx for calls between workers. The
+project's own `dependencies` list each of them (a test keeps the two in step)."""
 _RUNTIME = package_set(RUNTIME_REQUIREMENTS)
 
 

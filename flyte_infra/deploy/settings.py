@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from ..errors import InvalidSpecError, StackConfigError
 from ..model.resources import GPU, GPU_TYPES
-from ..model.validation import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel
+from ..model.validation import DNS1123_LABEL_PATTERN, DNSLabel, SpecModel, image_reference
 
 __all__ = ["PRESET_KEYS", "AcceleratorLabels", "StackSettings", "load_stack_settings"]
 
@@ -161,6 +161,9 @@ class StackSettings(SpecModel):
     render_dir: str | None = None
     kubeconfig: str | None = None
     ready_timeout: int = Field(default=300, ge=10, le=3600)
+    client_namespaces: list[DNSLabel] = Field(default_factory=list)
+    """Namespaces besides the stack's own whose pods labelled `flyte-infra/role: client` may call the
+    entry environments (those nothing depends on); none by default."""
 
     @classmethod
     def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
@@ -171,6 +174,14 @@ class StackSettings(SpecModel):
     def _formatted(cls, value: str, info: ValidationInfo) -> str:
         pattern, what, example = _FORMATS[info.field_name or ""]
         return _matching(pattern, value, what, example)
+
+    @field_validator("base_images")
+    @classmethod
+    def _base_images(cls, value: dict[str, str]) -> dict[str, str]:
+        for image, mirror in value.items():  # both reach a Dockerfile's FROM
+            image_reference(image)
+            image_reference(mirror)
+        return value
 
     @field_validator("port")
     @classmethod
@@ -284,6 +295,14 @@ def load_stack_settings(project_dir: Path, stack: str) -> StackSettings:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackConfigError(stack, None, f"{path} has no `config:` mapping")
+    password = config.get(f"{_CONFIG_PREFIX}registryPassword")
+    if password is not None and not (isinstance(password, dict) and "secure" in password):
+        raise StackConfigError(  # the value itself is never repeated
+            stack,
+            f"{_CONFIG_PREFIX}registryPassword",
+            "is in plaintext in the stack file; set it encrypted with "
+            f"`pulumi config set --secret {_CONFIG_PREFIX}registryPassword` (stack {stack})",
+        )
     values = {
         key.removeprefix(_CONFIG_PREFIX): value
         for key, value in config.items()

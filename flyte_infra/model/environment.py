@@ -9,13 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Never, ParamSpec, TypeVar, overload
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from ..deploy.packages import PackageSet, image_python, package_set
 from ..errors import InvalidSpecError
 from .resources import Resources
 from .task import Task
-from .validation import ServiceName, SpecModel, dns1123_label
+from .validation import ServiceName, SpecModel, dns1123_label, image_reference
 
 __all__ = ["DEFAULT_IMAGE", "Secret", "TaskEnvironment"]
 
@@ -26,6 +26,37 @@ DEFAULT_IMAGE = "python:3.11-slim-bookworm"
 """Base image of an environment that names none."""
 
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_KEY = re.compile(r"[-._A-Za-z0-9]{1,253}")
+RESERVED_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT")
+"""Variables the worker's Python needs as the image sets them; FLYTE_INFRA_* are reserved too,
+except the worker's tuning knobs (`TUNABLE_VARIABLES`)."""
+TUNABLE_VARIABLES = frozenset(
+    "FLYTE_INFRA_" + name
+    for name in (
+        "CALL_TIMEOUT",
+        "MAX_TASKS",
+        "MAX_BODY",
+        "HEADER_TIMEOUT",
+        "BODY_TIMEOUT",
+        "KEEP_ALIVE",
+        "MAX_CONNECTIONS",
+        "BACKLOG",
+    )
+)
+
+
+def check_variable_name(name: str) -> str:
+    """`name` if an environment may set it; ValueError on one line if not."""
+    if not _ENV_VAR.match(name):
+        raise ValueError(f"{name!r:.100} is not an environment variable name")
+    if name in RESERVED_VARIABLES or (name.startswith("FLYTE_INFRA_") and name not in TUNABLE_VARIABLES):
+        raise ValueError(
+            f"'{name}' is reserved: the worker runtime sets it "
+            f"(reserved: {', '.join(RESERVED_VARIABLES)}, FLYTE_INFRA_* but the worker's limits)"
+        )
+    return name
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """flyte_infra's own directory: frames there are not where a user created an environment."""
 
@@ -49,6 +80,36 @@ class Secret(SpecModel):
     key: str
     group: str | None = None
     as_env_var: str | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _check_key(cls, value: str) -> str:
+        if not _SECRET_KEY.fullmatch(value):
+            raise ValueError(f"{value!r:.100} is not a Secret data key (letters, digits, '-', '_', '.')")
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _check_group(cls, value: str | None) -> str | None:
+        if value is not None:
+            dns1123_label(value)
+        return value
+
+    @field_validator("as_env_var")
+    @classmethod
+    def _check_as_env_var(cls, value: str | None) -> str | None:
+        return None if value is None else check_variable_name(value)
+
+    @model_validator(mode="after")
+    def _names_derive(self) -> Secret:
+        if self.group is None:
+            try:
+                self.secret_name  # noqa: B018  # derived from the key: it must be a DNS label
+            except ValueError as error:
+                raise ValueError(f"key {self.key!r}: {error}; give `group`, the Secret's name") from None
+        if self.as_env_var is None:
+            check_variable_name(self.env_var)
+        return self
 
     @property
     def secret_name(self) -> str:
@@ -141,9 +202,7 @@ class TaskEnvironment(SpecModel):
     @field_validator("image")
     @classmethod
     def _check_image(cls, value: str) -> str:
-        if not value or any(char.isspace() for char in value):
-            raise ValueError(f"'{value}' is not an image reference (e.g. python:3.11-slim-bookworm)")
-        return value
+        return image_reference(value)
 
     @field_validator("packages")
     @classmethod
@@ -164,9 +223,19 @@ class TaskEnvironment(SpecModel):
     @classmethod
     def _check_env_vars(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _ENV_VAR.match(key):
-                raise ValueError(f"'{key}' is not an environment variable name")
+            check_variable_name(key)
         return value
+
+    @model_validator(mode="after")
+    def _no_variable_twice(self) -> TaskEnvironment:
+        seen = set(self.env_vars)
+        for index, secret in enumerate(self.secrets):
+            if secret.env_var in seen:
+                raise ValueError(
+                    f"secrets[{index}]: variable '{secret.env_var}' is already set by env_vars or a secret"
+                )
+            seen.add(secret.env_var)
+        return self
 
     @field_validator("secrets", mode="before")
     @classmethod

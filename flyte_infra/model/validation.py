@@ -78,3 +78,26 @@ class SpecModel(BaseModel):
     def _spec_error(cls, data: dict[str, Any], field: str, problem: str) -> InvalidSpecError:
         """The error for `problem` with `field` of the data given to the constructor."""
         return InvalidSpecError(cls._spec_owner(data), field, problem)
+
+
+_REGISTRY = (
+    r"(?:[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_REGISTRY}/)?{_IMAGE_PATH}(?:/{_IMAGE_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@sha256:[0-9a-f]{64})?"
+)
+"""A container image reference as the distribution spec defines it: `[registry[:port]/]path[:tag][@digest]`.
+Nothing else can reach a Dockerfile's FROM: no whitespace or newline, no `${...}`, no `--flag`."""
+
+
+def image_reference(value: str) -> str:
+    """`value` if it is an image reference; ValueError on one line (the value shown escaped) if not."""
+    if not isinstance(value, str) or len(value) > 512 or not IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError(
+            f"{value!r:.200} is not an image reference ([registry/]path[:tag][@sha256:digest], "
+            "e.g. python:3.11-slim-bookworm)"
+        )
+    return value
