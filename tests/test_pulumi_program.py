@@ -14,6 +14,7 @@ from pulumi.runtime.mocks import MockMonitor
 from flyte_infra import FlyteInfraError, InvalidSpecError, PreflightError, TaskEnvironment
 from flyte_infra.deploy.promotion import promoted_ref
 from flyte_infra.deploy.settings import StackSettings
+from flyte_infra.errors import StackConfigError
 from flyte_infra.loader import Program, load_program
 from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
 from flyte_infra.pulumi.program import promoted_image_refs, read_settings
@@ -101,6 +102,8 @@ def deployed(program: Program, stack_settings: StackSettings, **options: Any) ->
     The inner function returns its Output, so pulumi.runtime.test waits for every registration.
     """
     refs: dict[str, str] = {}
+
+    options.setdefault("worker_token", "test-token")
 
     @pulumi.runtime.test
     def run() -> Any:
@@ -227,6 +230,30 @@ def test_promotion_refuses_an_image_of_another_spec_or_without_digest() -> None:
         promoted_ref({"train": "127.0.0.1:5000/x:sha-current"}, "train", current, dev)
     with pytest.raises(FlyteInfraError, match="stack 'dev' has no image for it"):
         promoted_ref({}, "train", current, dev)
+
+
+def test_on_a_cluster_the_worker_token_becomes_the_namespace_secret_before_any_worker(
+    monitor: RecordingMonitor,
+) -> None:
+    deployed(load_program(str(EXAMPLE)), settings(), worker_token="s3cret")
+    secrets = monitor.inputs("kubernetes:core/v1:Secret")
+    assert secrets["worker-token"]["metadata"]["name"] == "flyte-infra-token"
+    string_data = secrets["worker-token"]["stringData"]  # a secret value, as Pulumi marks one
+    assert string_data["value"] == {"token": "s3cret"} and len(string_data) == 2
+    components = monitor.of_type(TYPE_TOKEN)
+    assert set(components) == {"data-prep", "train", "pipeline"}
+    assert all(any(urn.endswith("::worker-token") for urn in c.dependencies) for c in components.values())
+
+
+def test_without_a_worker_token_a_cluster_stack_registers_nothing(monitor: RecordingMonitor) -> None:
+    with pytest.raises(StackConfigError, match=r"flyte-infra:workerToken: not set"):
+        deployed(load_program(str(EXAMPLE)), settings(), worker_token=None)
+    assert registered(monitor) == []
+
+
+def test_in_render_mode_no_token_secret_is_written(monitor: RecordingMonitor, tmp_path: Path) -> None:
+    deployed(load_program(str(EXAMPLE)), settings(renderDir=str(tmp_path)), worker_token=None)
+    assert "kubernetes:core/v1:Secret" not in registered(monitor)
 
 
 def test_settings_are_read_from_stack_config(monitor: RecordingMonitor) -> None:

@@ -27,7 +27,7 @@ GKE_PARTITION_LABEL = "cloud.google.com/gke-gpu-partition-size"
 """The node label GKE sets to the MIG partition size of a node pool's GPUs."""
 
 _CONFIG_PREFIX = "flyte-infra:"
-_SECRET_KEYS = ("registryUsername", "registryPassword")
+_SECRET_KEYS = ("registryUsername", "registryPassword", "workerToken")
 """Read by the Pulumi adapter as secrets; never part of the settings."""
 
 _DNS_LABEL = DNS1123_LABEL_PATTERN

@@ -242,6 +242,12 @@ def _plugin_recipe(name: str, version: str) -> GoRecipe:
         for patch in sorted((work / "patches").glob("*.patch")):
             with patch.open() as diff:
                 subprocess.run(["patch", "-p1", "--quiet"], cwd=work / "upstream", stdin=diff, check=True)
+        # main.go embeds schema-embed.json, which its go:generate step writes from schema.json
+        go(
+            ["run", "./generate.go"],
+            cwd=work / "provider" / "cmd" / "pulumi-resource-docker",
+            env={"VERSION": version},
+        )
 
     if name == "kubernetes":
         prepare, subdir = prepare_kubernetes, ""

@@ -9,6 +9,7 @@ downloads and update checks off.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from ..kube.cluster import diagnose
 __all__ = ["IMAGE_TYPE", "StackRun", "destroy", "preview", "promote", "refresh", "up"]
 
 IMAGE_TYPE = "docker:index/image:Image"
+TOKEN_KEY = "flyte-infra:workerToken"
 
 
 def engine_environment(project_dir: Path, toolchain: Toolchain) -> dict[str, str]:
@@ -95,7 +97,11 @@ def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
     options = auto.LocalWorkspaceOptions(
         work_dir=str(project_dir), env_vars=variables, pulumi_command=command
     )
-    return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project_dir), opts=options)
+    stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project_dir), opts=options)
+    if TOKEN_KEY not in stack.get_all_config():
+        # workers authenticate calls with it: one per stack, kept encrypted in the stack's config
+        stack.set_config(TOKEN_KEY, auto.ConfigValue(secrets.token_hex(32), secret=True))
+    return stack
 
 
 def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:

@@ -11,11 +11,16 @@ import pulumi
 import pulumi_kubernetes as kubernetes
 
 from ..artifacts.dockerfile import image_spec, write_build_context
-from ..artifacts.manifests import environment_manifests, namespace_manifest, service_dns
+from ..artifacts.manifests import (
+    environment_manifests,
+    namespace_manifest,
+    service_dns,
+    token_secret_manifest,
+)
 from ..deploy.preflight import preflight
 from ..deploy.promotion import promoted_ref
 from ..deploy.settings import StackSettings
-from ..errors import FlyteInfraError
+from ..errors import FlyteInfraError, StackConfigError
 from ..loader import Program, load_program
 from .component import ImageBuildArgs, KubernetesObject, TaskEnvironmentArgs, TaskEnvironmentComponent
 
@@ -32,17 +37,37 @@ def deploy(
     registry_username: pulumi.Input[str] | None = None,
     registry_password: pulumi.Input[str] | None = None,
     promoted: pulumi.Output[Mapping[str, str]] | None = None,
+    worker_token: pulumi.Input[str] | None = None,
 ) -> dict[str, TaskEnvironmentComponent]:
     """Register every environment of `program`; raises PreflightError before registering anything.
 
     With `promoted` (env -> image ref with digest, from the previous stage) no image is built.
+    On a cluster, `worker_token` (the stack's `flyte-infra:workerToken` secret) becomes the
+    namespace's token Secret, which every worker reads; in render mode no Secret is written, as
+    with `flyte-infra render` (a token does not belong in files).
     """
     graph = preflight(program.environments).raise_for_errors()
     settings.check_environments(graph.environments)
+    if not settings.render_dir and worker_token is None:
+        raise StackConfigError(
+            settings.stack,
+            "flyte-infra:workerToken",
+            "not set: workers authenticate calls with it (`flyte-infra up` sets one; or "
+            "`pulumi config set --secret flyte-infra:workerToken $(openssl rand -hex 32)`)",
+        )
     provider = _kubernetes_provider(settings)
     namespace = KubernetesObject(
         "namespace", namespace_manifest(settings), pulumi.ResourceOptions(provider=provider)
     )
+    shared: list[pulumi.Resource] = [namespace]
+    if not settings.render_dir:
+        token = pulumi.Output.secret(worker_token)
+        manifest = token_secret_manifest(settings, token)  # type: ignore[arg-type]
+        shared.append(
+            KubernetesObject(
+                "worker-token", manifest, pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+            )
+        )
     components: dict[str, TaskEnvironmentComponent] = {}
     built: dict[str, pulumi.Output[str]] = {}  # spec tag -> image ref: identical specs build once
     for name in graph.order:
@@ -75,7 +100,7 @@ def deploy(
             provider=provider,
             ready_timeout=settings.ready_timeout,
         )
-        dependencies: list[pulumi.Resource] = [namespace]
+        dependencies: list[pulumi.Resource] = list(shared)
         dependencies += [components[dependency] for dependency in graph.dependencies[name]]
         component = TaskEnvironmentComponent(name, args, pulumi.ResourceOptions(depends_on=dependencies))
         components[name] = component
@@ -134,6 +159,7 @@ def main() -> None:
             registry_username=config.get("registryUsername"),
             registry_password=config.get_secret("registryPassword"),
             promoted=promoted_image_refs(settings),
+            worker_token=config.get_secret("workerToken"),
         )
     except FlyteInfraError as error:
         raise pulumi.RunError(str(error)) from error
