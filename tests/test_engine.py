@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,7 @@ from flyte_infra.errors import EngineError
 from flyte_infra.pulumi import TYPE_TOKEN
 from flyte_infra.pulumi.automation import IMAGE_TYPE, StackRun, destroy, preview, promote, refresh, up
 
-ROOT = Path(__file__).parents[1]
-PASSPHRASE = "flyte-infra-tests"
+from .projects import copy_project, set_config
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -41,29 +38,12 @@ def project(
     monkeypatch: pytest.MonkeyPatch,
     pulumi_toolchain: Toolchain,
     docker_services: DockerServices,
-) -> Iterator[Path]:
-    """A copy of the project (program, stacks, example) in render mode, with its own state backend."""
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("stacks", "examples"):
-        shutil.copytree(ROOT / name, tmp_path / name)
+) -> Path:
+    """A copy of the project whose stacks render to directories (no cluster)."""
+    copy_project(tmp_path, monkeypatch)
     for stage in ("dev", "staging", "prod"):
-        _set_config(tmp_path, stage, renderDir=f".flyte-infra/rendered/{stage}", kubeconfig=None)
-    monkeypatch.setenv("PULUMI_BACKEND_URL", (tmp_path / "state").as_uri())
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
-def _set_config(project: Path, stage: str, **values: object) -> None:
-    path = project / "stacks" / f"Pulumi.{stage}.yaml"
-    document = yaml.safe_load(path.read_text())
-    for key, value in values.items():
-        if value is None:
-            document["config"].pop(f"flyte-infra:{key}", None)
-        else:
-            document["config"][f"flyte-infra:{key}"] = value
-    path.write_text(yaml.safe_dump(document))
+        set_config(tmp_path, stage, renderDir=f".flyte-infra/rendered/{stage}", kubeconfig=None)
+    return tmp_path
 
 
 def _registry_tags(services: DockerServices, repository: str = "flyte-infra/environments") -> set[str]:
@@ -185,7 +165,7 @@ def test_up_with_a_preflight_failure_creates_nothing_and_says_why(project: Path)
         "child = flyte.TaskEnvironment(name='child', packages=['torch>=2.2'])\n"
         "parent = flyte.TaskEnvironment(name='parent', packages=['torch==2.0'], depends_on=[child])\n"
     )
-    _set_config(project, "dev", module="examples/broken.py")
+    set_config(project, "dev", module="examples/broken.py")
     with pytest.raises(EngineError, match="package 'torch'") as failure:
         up("dev", project, io.StringIO())
     assert "Traceback" not in str(failure.value)

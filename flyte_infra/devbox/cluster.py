@@ -97,7 +97,8 @@ class GPUNode:
 NODES = (
     GPUNode("gpu-a100-sxm4-40gb", "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100", "nvidia-tesla-a100"),
     GPUNode("gpu-a100-pcie-40gb", "NVIDIA-A100-PCIE-40GB", "nvidia-tesla-a100", "nvidia-tesla-a100"),
-    GPUNode("gpu-a100-sxm4-80gb", "NVIDIA-A100-SXM4-80GB", "nvidia-a100-80gb", "nvidia-a100-80gb"),
+    # EKS labels every A100 alike: its accelerator label does not tell the 80 GB card apart
+    GPUNode("gpu-a100-sxm4-80gb", "NVIDIA-A100-SXM4-80GB", "nvidia-a100-80gb", "nvidia-tesla-a100"),
     GPUNode("gpu-h100-sxm5-80gb", "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb", "nvidia-h100"),
     GPUNode("gpu-l4", "NVIDIA-L4", "nvidia-l4", "nvidia-l4", count=4),
     GPUNode("gpu-t4", "Tesla-T4", "nvidia-tesla-t4", "nvidia-tesla-t4", count=4),
