@@ -99,7 +99,10 @@ def ensure_toolchain(layout: Layout | None = None) -> Toolchain:
     installed = _installed_plugins(toolchain)
     for name, version in PLUGINS.items():
         if (name, version) in installed:
-            step("plugin", f"{name} v{version}: installed ({installed[(name, version)]})")
+            step(
+                "plugin",
+                f"{name} v{version}: installed in Pulumi's plugin folder ({installed[(name, version)]})",
+            )
             continue
         binary = build(_plugin_recipe(name, version), layout.cache) / f"pulumi-resource-{name}"
         _run(toolchain, "plugin", "install", "resource", name, f"v{version}", "--file", str(binary))
@@ -119,9 +122,10 @@ def _installed(command: str, version: str) -> Path | None:
 
 
 def _installed_plugins(toolchain: Toolchain) -> dict[tuple[str, str], str]:
+    """(name, version) -> when it was installed, for every resource plugin in PULUMI_HOME."""
     listing = json.loads(_run(toolchain, "plugin", "ls", "--json") or "[]")
     return {
-        (plugin["name"], plugin["version"].removeprefix("v")): plugin.get("path", "")
+        (plugin["name"], plugin["version"].removeprefix("v")): plugin.get("installTime", "")
         for plugin in listing
         if plugin.get("kind") == "resource"
     }

@@ -259,8 +259,7 @@ class TaskEnvironment(SpecModel):
     @property
     def tasks(self) -> Mapping[str, Task[..., Any]]:
         """The tasks registered on this environment, by name (read-only: `@env.task` registers)."""
-        private = self.__pydantic_private__ or {}  # where pydantic keeps private attributes
-        return MappingProxyType(private["_tasks"])
+        return MappingProxyType(self._tasks)
 
     @property
     def package_set(self) -> PackageSet:
