@@ -122,7 +122,7 @@ def test_a_pod_becomes_running_on_a_cpu_node_never_on_a_gpu_node(cluster: Cluste
 
 
 def test_pod_security_restricted_is_enforced(cluster: Cluster, namespace: str) -> None:
-    privileged = restricted_pod("rooted", container={"securityContext": {"privileged": True}})
+    as_root = restricted_pod("rooted", container={"securityContext": {"runAsUser": 0}})
     refused = kubectl(
         cluster,
         "-n",
@@ -131,7 +131,7 @@ def test_pod_security_restricted_is_enforced(cluster: Cluster, namespace: str) -
         "--dry-run=server",
         "-f",
         "-",
-        stdin=json.dumps(privileged),
+        stdin=json.dumps(as_root),
         check=False,
     )
     assert 'violates PodSecurity "restricted:latest"' in refused
@@ -191,7 +191,7 @@ def test_everything_render_writes_is_admitted_by_the_api_server(
 def test_a_refused_deployment_is_explained_with_the_admission_reason(
     cluster: Cluster, namespace: str
 ) -> None:
-    pod = restricted_pod("x", container={"securityContext": {"privileged": True}})
+    pod = restricted_pod("x", container={"securityContext": {"runAsUser": 0}})
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
