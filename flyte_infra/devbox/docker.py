@@ -49,6 +49,17 @@ PACKAGES = (
     "ca-certificates",
 )
 ROOTFS_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "base-rootfs.sh"
+BASE_ENVIRONMENT = {
+    "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "VIRTUAL_ENV": "/opt/venv",
+    "LANG": "C.UTF-8",
+    "PYTHONUNBUFFERED": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_CERT": IMAGE_CA,
+    "SSL_CERT_FILE": IMAGE_CA,
+    "REQUESTS_CA_BUNDLE": IMAGE_CA,
+}
+"""The base image's environment; with the rootfs script, it is the image's recipe (its key)."""
 
 
 @dataclass(frozen=True)
@@ -219,8 +230,9 @@ class DockerServices:
     # -------------------------------------------------------- base image
 
     def base_key(self) -> str:
-        """A digest of everything that decides the base image: the recipe, mirrors, CPU
-        architecture and the CA bundle. A new key means a new tarball and image."""
+        """A digest of everything that decides the base image: the recipe (rootfs script and
+        environment), mirrors, CPU architecture and the CA bundle. A new key means a new tarball
+        and image."""
         main, security = mirrors(SUITE)
         architecture = subprocess.run(
             ["dpkg", "--print-architecture"], capture_output=True, text=True
@@ -228,7 +240,7 @@ class DockerServices:
         digest = hashlib.sha256()
         for part in (
             ROOTFS_SCRIPT.read_bytes(),
-            Path(__file__).read_bytes(),
+            json.dumps(BASE_ENVIRONMENT, sort_keys=True).encode(),
             main.encode(),
             security.encode(),
             architecture.encode(),
@@ -261,17 +273,7 @@ class DockerServices:
         for stale in cache.glob(f"python-{BASE_TAG}-*.tar.gz"):
             if stale != tarball:
                 stale.unlink()
-        variables = {
-            "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "VIRTUAL_ENV": "/opt/venv",
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_CERT": IMAGE_CA,
-            "SSL_CERT_FILE": IMAGE_CA,
-            "REQUESTS_CA_BUNDLE": IMAGE_CA,
-        }
-        changes = [f"ENV {name}={value}" for name, value in variables.items()]
+        changes = [f"ENV {name}={value}" for name, value in BASE_ENVIRONMENT.items()]
         changes += [
             f"LABEL {BASE_KEY_LABEL}={key}",
             f"LABEL org.opencontainers.image.title={self.base_image}",

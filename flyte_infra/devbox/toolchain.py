@@ -162,9 +162,10 @@ def _build_cli_and_host(layout: Layout) -> Toolchain:
         (host, "pulumi-language-python"),
         (host, "pulumi-language-python-exec"),
     ]:
-        link = bin_dir / name
-        link.unlink(missing_ok=True)
-        link.symlink_to(folder / name)
+        # real files, not symlinks: the CLI finds its language host beside its own resolved path
+        target = bin_dir / name
+        target.unlink(missing_ok=True)
+        os.link(folder / name, target)
     step("pulumi", f"using CLI and language host v{PULUMI_VERSION} from {bin_dir}")
     return Toolchain(pulumi=bin_dir / "pulumi", bin_dir=bin_dir)
 
