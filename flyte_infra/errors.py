@@ -30,6 +30,7 @@ __all__ = [
     "ImageBuildError",
     "InvalidSpecError",
     "LoadError",
+    "ModuleExitError",
     "PreflightError",
     "PromotionError",
     "RemoteTaskError",
@@ -42,6 +43,9 @@ __all__ = [
 
 class FlyteInfraError(Exception):
     """Base of every error flyte-infra reports to a user (the CLI prints it without a traceback)."""
+
+    exit_code = 1
+    """The CLI's exit status when this error ends a command."""
 
 
 class InvalidSpecError(FlyteInfraError, ValueError):
@@ -123,6 +127,19 @@ class LoadError(FlyteInfraError):
     def __init__(self, message: str, *, module: str) -> None:
         self.module = module
         super().__init__(message)
+
+
+class ModuleExitError(LoadError):
+    """A user module called `sys.exit()` (any code, 0 included) or was interrupted while imported.
+
+    The CLI exits 2, never the module's own code: an import that exits 0 must not pass as a check.
+
+    Args:
+        message: The sentence to show.
+        module: The module as the user named it.
+    """
+
+    exit_code = 2
 
 
 class PreflightError(FlyteInfraError):

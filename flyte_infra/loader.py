@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import importlib.machinery
@@ -11,13 +12,13 @@ import json
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from .deploy.graph import discover
-from .errors import FlyteInfraError, LoadError
+from .errors import FlyteInfraError, LoadError, ModuleExitError
 from .model.environment import TaskEnvironment
 
 __all__ = ["Program", "load_program"]
@@ -61,6 +62,32 @@ def load_program(reference: str) -> Program:
 
 
 def _import(reference: str) -> ModuleType:
+    with _stdout_to_stderr():
+        return _import_quietly(reference)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what user code prints at import to stderr, from Python (`print`) and from the process
+    (file descriptor 1: subprocesses, C code), so it never mixes with a command's output (`--json`)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 at all
+        saved = -1
+    else:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved >= 0:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _import_quietly(reference: str) -> ModuleType:
     path = Path(reference)
     try:
         if reference.endswith(".py"):
@@ -75,6 +102,17 @@ def _import(reference: str) -> ModuleType:
         return importlib.import_module(reference)
     except LoadError:
         raise
+    except SystemExit as error:  # sys.exit(0) too: an import that exits is never a pass
+        raise ModuleExitError(
+            f"cannot load '{reference}': it called sys.exit({error.code!r:.80}) while imported"
+            f"{_location(error)}; a module of environments must not exit",
+            module=reference,
+        ) from None
+    except KeyboardInterrupt as error:
+        raise ModuleExitError(
+            f"cannot load '{reference}': interrupted (KeyboardInterrupt) while imported{_location(error)}",
+            module=reference,
+        ) from None
     except Exception as error:  # any failure of user code at import time becomes one line
         raise LoadError(f"cannot load '{reference}': {_one_line(error)}", module=reference) from error
 
@@ -83,14 +121,25 @@ _FLYTE_INFRA_DIR = Path(__file__).resolve().parent
 _NOT_USER_CODE = ("<", str(Path(__file__).parent), sys.base_prefix, sys.prefix)
 
 
-def _one_line(error: BaseException) -> str:
+def _location(error: BaseException) -> str:
+    """` (at file:line)` of the last frame of user code the error passed through, or nothing."""
     location = ""
     traceback = error.__traceback__
     while traceback is not None:
         frame_file = traceback.tb_frame.f_code.co_filename
         if not frame_file.startswith(_NOT_USER_CODE):
-            location = f" (at {frame_file}:{traceback.tb_lineno})"
+            location = f" (at {_escaped(frame_file)}:{traceback.tb_lineno})"
         traceback = traceback.tb_next
+    return location
+
+
+def _escaped(text: str) -> str:
+    """`text` on one line: line breaks and other control characters shown escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _one_line(error: BaseException) -> str:
+    location = _location(error)
     if isinstance(error, SyntaxError):
         location = f" (at {error.filename}:{error.lineno})"
     message = str(error).splitlines()[0] if str(error) else ""
