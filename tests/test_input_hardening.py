@@ -69,3 +69,69 @@ def test_printing_at_import_in_process_goes_to_stderr(tmp_path, capsys):
     print("after")
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("after\n", "NOISE\n")
+
+
+@pytest.mark.parametrize(
+    ("package", "shown"),
+    [
+        (
+            "pkg @ https://user:s3cret@host.example/pkg-1.0-py3-none-any.whl",
+            "pkg @ https://***@host.example/",
+        ),
+        ("pkg @ git+https://s3cret@github.com/org/repo.git", "pkg @ git+https://***@github.com/org/repo.git"),
+        ("pkg @ git+ssh://git:s3cret@github.com/org/repo.git", "pkg @ git+ssh://***@github.com/"),
+        ("pkg[extra] @ https://:s3cret@host/p.whl ; python_version >= '3'", "pkg[extra] @ https://***@host/"),
+    ],
+)
+def test_credentials_in_a_package_url_are_refused_with_a_hint_and_never_printed(tmp_path, package, shown):
+    module = tmp_path / "creds.py"
+    module.write_text(
+        f"import flyte_infra as flyte\nenv = flyte.TaskEnvironment('a', packages=[{package!r}])\n"
+    )
+    for arguments in (["check", str(module)], ["--debug", "plan", str(module), "--json"]):
+        completed = cli(*arguments)
+        assert completed.returncode == 1
+        assert "s3cret" not in completed.stdout + completed.stderr
+        assert shown in completed.stderr
+    error = cli("check", str(module)).stderr
+    assert len(error.splitlines()) == 1
+    assert re.search(
+        r"TaskEnvironment 'a': packages: \[0\] .* has credentials in its URL; .*configure the index at build "
+        r"time \(PIP_INDEX_URL from a build secret",
+        error,
+    )
+
+
+def test_pip_option_lines_are_refused_with_their_credentials_masked():
+    from flyte_infra import InvalidSpecError, TaskEnvironment
+
+    with pytest.raises(
+        InvalidSpecError, match=r"packages: \[1\] '--index-url https://\*\*\*@idx/simple' has cred"
+    ):
+        TaskEnvironment("a", packages=["six", "--index-url https://u:s3cret@idx/simple"])
+    with pytest.raises(
+        InvalidSpecError,
+        match=r"\[0\] '--extra-index-url https://idx/simple' is not a PEP 508 .*"
+        r"pip options are not accepted, the index is configured at build time",
+    ):
+        TaskEnvironment("a", packages=["--extra-index-url https://idx/simple"])
+
+
+def test_a_bare_ssh_login_name_is_not_a_credential():
+    from flyte_infra import TaskEnvironment
+
+    env = TaskEnvironment("a", packages=["pkg @ git+ssh://git@github.com/org/repo.git"])
+    assert env.packages == ["pkg @ git+ssh://git@github.com/org/repo.git"]
+
+
+def test_credentials_added_to_packages_after_construction_are_refused_by_preflight():
+    from flyte_infra import InvalidSpecError, TaskEnvironment
+    from flyte_infra.deploy.preflight import preflight
+
+    env = TaskEnvironment("a", packages=["six"])
+    env.packages.append("pkg @ https://user:s3cret@host/p.whl")
+    with pytest.raises(
+        InvalidSpecError, match=r"packages: \[1\] 'pkg @ https://\*\*\*@host/p.whl' has cred"
+    ) as info:
+        preflight([env])
+    assert "s3cret" not in str(info.value)
