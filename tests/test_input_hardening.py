@@ -135,3 +135,46 @@ def test_credentials_added_to_packages_after_construction_are_refused_by_preflig
     ) as info:
         preflight([env])
     assert "s3cret" not in str(info.value)
+
+
+def test_the_dotted_module_form_carries_only_the_files_the_program_imports(tmp_path, monkeypatch):
+    from flyte_infra.loader import load_program
+
+    package = tmp_path / "dotted_pkg"
+    for folder in ("", "sub", "tools", "deploy"):
+        (package / folder).mkdir(parents=True, exist_ok=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "envs.py").write_text(
+        "import flyte_infra as flyte\nfrom .helpers import double\nfrom dotted_pkg.sub import mod\n"
+        "from . import tools\nenv = flyte.TaskEnvironment('dotted')\n\n\n@env.task\ndef f(x: int) -> int:\n"
+        "    from .late import later\n\n    return double(x) + mod.K + later()\n"
+    )
+    (package / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    (package / "sub" / "mod.py").write_text("K = 1\n")
+    (package / "late.py").write_text("def later():\n    return 0\n")
+    (package / "unused.py").write_text("raise RuntimeError('never imported')\n")
+    (package / "deploy" / "pulumi_program.py").write_text("SECRET = 'deploy-time only'\n")
+    (package / "tools" / "unused_tool.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    program = load_program("dotted_pkg.envs")
+    assert [relative for relative, _ in program.code] == [
+        "dotted_pkg/__init__.py",
+        "dotted_pkg/envs.py",
+        "dotted_pkg/helpers.py",
+        "dotted_pkg/late.py",
+        "dotted_pkg/sub/__init__.py",
+        "dotted_pkg/sub/mod.py",
+        "dotted_pkg/tools/__init__.py",
+    ]
+
+
+def test_a_module_of_this_checkout_carries_none_of_its_deploy_time_code(monkeypatch):
+    from flyte_infra.loader import load_program
+
+    monkeypatch.chdir(ROOT)
+    program = load_program("tests.fixtures.relay")
+    assert [relative for relative, _ in program.code] == [
+        "tests/__init__.py",
+        "tests/fixtures/__init__.py",
+        "tests/fixtures/relay.py",
+    ]
