@@ -10,6 +10,7 @@ import importlib.machinery
 import importlib.metadata
 import json
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Iterator, Mapping
@@ -48,17 +49,35 @@ class Program:
 
 def load_program(reference: str) -> Program:
     """Import `reference` (a `.py` path or a dotted module name) and collect its environments."""
+    _check_module_name(reference)
     module = _import(reference)
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
-        raise LoadError(f"module '{reference}' defines no TaskEnvironment", module=reference)
+        raise LoadError(f"module '{_escaped(reference)}' defines no TaskEnvironment", module=reference)
     try:
         code = _code(module)
     except (OSError, ValueError) as error:
         raise LoadError(
-            f"cannot collect the code of '{reference}' for its image: {_one_line(error)}", module=reference
+            f"cannot collect the code of '{_escaped(reference)}' for its image: {_one_line(error)}",
+            module=reference,
         ) from error
     return Program(module.__name__, code, tuple(discover(defined)))
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_module_name(reference: str) -> None:
+    """A module's name reaches the image's Dockerfile (`ENV FLYTE_INFRA_MODULE=...`): each part must
+    be an ASCII identifier, so no file name (`x\nRUN ... #.py`, `my envs.py`) can add a line or a
+    word to it."""
+    name = Path(reference).stem if reference.endswith(".py") else reference
+    if not all(_IDENTIFIER.fullmatch(part) for part in name.split(".")):
+        raise LoadError(
+            f"cannot load '{_escaped(reference)}': module name '{_escaped(name)}' is not a dotted name of "
+            "ASCII identifiers (letters, digits and '_', not starting with a digit); rename the file",
+            module=reference,
+        )
 
 
 def _import(reference: str) -> ModuleType:
@@ -92,7 +111,7 @@ def _import_quietly(reference: str) -> ModuleType:
     try:
         if reference.endswith(".py"):
             if not path.is_file():
-                raise LoadError(f"cannot load '{reference}': no such file", module=reference)
+                raise LoadError(f"cannot load '{_escaped(reference)}': no such file", module=reference)
             directory = str(path.resolve().parent)
             if directory not in sys.path:
                 sys.path.insert(0, directory)
@@ -104,17 +123,20 @@ def _import_quietly(reference: str) -> ModuleType:
         raise
     except SystemExit as error:  # sys.exit(0) too: an import that exits is never a pass
         raise ModuleExitError(
-            f"cannot load '{reference}': it called sys.exit({error.code!r:.80}) while imported"
+            f"cannot load '{_escaped(reference)}': it called sys.exit({error.code!r:.80}) while imported"
             f"{_location(error)}; a module of environments must not exit",
             module=reference,
         ) from None
     except KeyboardInterrupt as error:
         raise ModuleExitError(
-            f"cannot load '{reference}': interrupted (KeyboardInterrupt) while imported{_location(error)}",
+            f"cannot load '{_escaped(reference)}': interrupted (KeyboardInterrupt) while imported"
+            f"{_location(error)}",
             module=reference,
         ) from None
     except Exception as error:  # any failure of user code at import time becomes one line
-        raise LoadError(f"cannot load '{reference}': {_one_line(error)}", module=reference) from error
+        raise LoadError(
+            f"cannot load '{_escaped(reference)}': {_one_line(error)}", module=reference
+        ) from error
 
 
 _FLYTE_INFRA_DIR = Path(__file__).resolve().parent
@@ -166,6 +188,9 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
             if relative not in code:
                 code[relative] = path
                 pending += _imported_names(path, name, is_package)
+    for relative in code:
+        if not all(map(_IDENTIFIER.fullmatch, relative.split("/")[:-1])) or not relative.isprintable():
+            raise ValueError(f"'{_escaped(relative)}' is not a module path of ASCII identifiers")
     return tuple(sorted(code.items()))
 
 
