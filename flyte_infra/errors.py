@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters shown escaped (`\\n`): a value quoted in
+    an error cannot cut its message in two, nor forge a line of output."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class FlyteInfraError(Exception):
     """Base of every error flyte-infra reports to a user (the CLI prints it without a traceback)."""
 
@@ -58,10 +64,8 @@ class InvalidSpecError(FlyteInfraError, ValueError):
     """
 
     def __init__(self, subject: str, field: str, problem: str) -> None:
-        self.subject = subject
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{subject}: {field}: {problem}")
+        self.subject, self.field, self.problem = map(one_line, (subject, field, problem))
+        super().__init__(f"{self.subject}: {self.field}: {self.problem}")
 
 
 class StackConfigError(InvalidSpecError):
@@ -80,7 +84,7 @@ class StackConfigError(InvalidSpecError):
         self.stack = stack
         self.key = key
         if message is not None or key is None:
-            self.args = (message or f"stack '{stack}': {problem}",)
+            self.args = (one_line(message or f"stack '{stack}': {problem}"),)
 
 
 class GraphError(FlyteInfraError):

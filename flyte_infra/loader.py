@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .deploy.graph import discover
-from .errors import FlyteInfraError, LoadError, ModuleExitError
+from .errors import FlyteInfraError, LoadError, ModuleExitError, one_line
 from .model.environment import TaskEnvironment
 
 __all__ = ["Program", "load_program"]
@@ -53,12 +53,12 @@ def load_program(reference: str) -> Program:
     module = _import(reference)
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
-        raise LoadError(f"module '{_escaped(reference)}' defines no TaskEnvironment", module=reference)
+        raise LoadError(f"module '{one_line(reference)}' defines no TaskEnvironment", module=reference)
     try:
         code = _code(module)
     except (OSError, ValueError) as error:
         raise LoadError(
-            f"cannot collect the code of '{_escaped(reference)}' for its image: {_one_line(error)}",
+            f"cannot collect the code of '{one_line(reference)}' for its image: {_one_line(error)}",
             module=reference,
         ) from error
     return Program(module.__name__, code, tuple(discover(defined)))
@@ -74,7 +74,7 @@ def _check_module_name(reference: str) -> None:
     name = Path(reference).stem if reference.endswith(".py") else reference
     if not all(_IDENTIFIER.fullmatch(part) for part in name.split(".")):
         raise LoadError(
-            f"cannot load '{_escaped(reference)}': module name '{_escaped(name)}' is not a dotted name of "
+            f"cannot load '{one_line(reference)}': module name '{one_line(name)}' is not a dotted name of "
             "ASCII identifiers (letters, digits and '_', not starting with a digit); rename the file",
             module=reference,
         )
@@ -111,7 +111,7 @@ def _import_quietly(reference: str) -> ModuleType:
     try:
         if reference.endswith(".py"):
             if not path.is_file():
-                raise LoadError(f"cannot load '{_escaped(reference)}': no such file", module=reference)
+                raise LoadError(f"cannot load '{one_line(reference)}': no such file", module=reference)
             directory = str(path.resolve().parent)
             if directory not in sys.path:
                 sys.path.insert(0, directory)
@@ -123,19 +123,19 @@ def _import_quietly(reference: str) -> ModuleType:
         raise
     except SystemExit as error:  # sys.exit(0) too: an import that exits is never a pass
         raise ModuleExitError(
-            f"cannot load '{_escaped(reference)}': it called sys.exit({error.code!r:.80}) while imported"
+            f"cannot load '{one_line(reference)}': it called sys.exit({error.code!r:.80}) while imported"
             f"{_location(error)}; a module of environments must not exit",
             module=reference,
         ) from None
     except KeyboardInterrupt as error:
         raise ModuleExitError(
-            f"cannot load '{_escaped(reference)}': interrupted (KeyboardInterrupt) while imported"
+            f"cannot load '{one_line(reference)}': interrupted (KeyboardInterrupt) while imported"
             f"{_location(error)}",
             module=reference,
         ) from None
     except Exception as error:  # any failure of user code at import time becomes one line
         raise LoadError(
-            f"cannot load '{_escaped(reference)}': {_one_line(error)}", module=reference
+            f"cannot load '{one_line(reference)}': {_one_line(error)}", module=reference
         ) from error
 
 
@@ -150,14 +150,9 @@ def _location(error: BaseException) -> str:
     while traceback is not None:
         frame_file = traceback.tb_frame.f_code.co_filename
         if not frame_file.startswith(_NOT_USER_CODE):
-            location = f" (at {_escaped(frame_file)}:{traceback.tb_lineno})"
+            location = f" (at {one_line(frame_file)}:{traceback.tb_lineno})"
         traceback = traceback.tb_next
     return location
-
-
-def _escaped(text: str) -> str:
-    """`text` on one line: line breaks and other control characters shown escaped."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _one_line(error: BaseException) -> str:
@@ -190,7 +185,7 @@ def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
                 pending += _imported_names(path, name, is_package)
     for relative in code:
         if not all(map(_IDENTIFIER.fullmatch, relative.split("/")[:-1])) or not relative.isprintable():
-            raise ValueError(f"'{_escaped(relative)}' is not a module path of ASCII identifiers")
+            raise ValueError(f"'{one_line(relative)}' is not a module path of ASCII identifiers")
     return tuple(sorted(code.items()))
 
 

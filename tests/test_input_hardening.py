@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).parents[1]
 
@@ -178,3 +179,89 @@ def test_a_module_of_this_checkout_carries_none_of_its_deploy_time_code(monkeypa
         "tests/fixtures/__init__.py",
         "tests/fixtures/relay.py",
     ]
+
+
+INJECTIONS = [
+    "x\nRUN echo PWNED >pwned #",
+    "x\r\nRUN echo PWNED",
+    "x\n---\nkind: Pod\nmetadata: {name: pwned}",
+    "${EVIL}",
+    "--platform=linux/evil",
+    "a b",
+    "x'; echo PWNED #",
+]
+FIELDS = {
+    "name": lambda value: {"env": {"name": value}},
+    "image": lambda value: {"env": {"image": value}},
+    "packages": lambda value: {"env": {"packages": [value]}},
+    "env_vars key": lambda value: {"env": {"env_vars": {value: "1"}}},
+    "env_vars value": lambda value: {"env": {"env_vars": {"MODE": value}}},
+    "description": lambda value: {"env": {"description": value}},
+    "secret key": lambda value: {"secret": {"key": value}},
+    "secret group": lambda value: {"secret": {"key": "token", "group": value}},
+    "secret as_env_var": lambda value: {"secret": {"key": "token", "as_env_var": value}},
+    "namespace": lambda value: {"stack": {"namespace": value}},
+    "registry": lambda value: {"stack": {"registry": value}},
+    "repository": lambda value: {"stack": {"repository": value}},
+    "baseImages value": lambda value: {"stack": {"baseImages": {"python:3.11-slim-bookworm": value}}},
+    "clusterDomain": lambda value: {"stack": {"clusterDomain": value}},
+    "module file name": lambda value: {"file": value.replace("/", "_")},  # a file name has no /
+}
+
+
+def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs"):
+    """Render a one-environment program with the given fields; the Dockerfile's lines and each
+    manifest file's documents, or the error's text."""
+    from flyte_infra.artifacts.render import render
+    from flyte_infra.deploy.settings import StackSettings
+    from flyte_infra.errors import FlyteInfraError
+    from flyte_infra.loader import load_program
+
+    fields = {"name": "inj", **(env or {})}
+    secrets = f"secrets=[flyte.Secret(**{secret!r})], " if secret else ""
+    folder = tmp_path / "program"
+    folder.mkdir(parents=True, exist_ok=True)
+    module = folder / f"{file}.py"
+    module.write_text(f"import flyte_infra as flyte\nenv = flyte.TaskEnvironment({secrets}**{fields!r})\n")
+    out = tmp_path / "out"
+    try:
+        program = load_program(str(module))
+        settings = StackSettings.from_config({"module": str(module), **(stack or {})}, stack="dev")
+        render(program, settings, out)
+    except FlyteInfraError as error:
+        assert not out.exists()
+        return str(error)
+    dockerfiles = [path.read_text().splitlines() for path in out.glob("images/*/Dockerfile")]
+    documents = {
+        path.relative_to(out).as_posix(): len(list(yaml.safe_load_all(path.read_text())))
+        for path in out.rglob("*.yaml")
+    }
+    return dockerfiles, documents
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_no_input_adds_a_line_to_a_dockerfile_or_a_document_to_a_manifest(tmp_path, field):
+    baseline_dockerfiles, baseline_documents = render_with(tmp_path / "baseline")
+    [baseline] = baseline_dockerfiles
+    for number, injection in enumerate(INJECTIONS):
+        outcome = render_with(tmp_path / str(number), **FIELDS[field](injection))
+        if isinstance(outcome, str):  # refused: one line naming what was wrong
+            assert "\n" not in outcome and "\r" not in outcome, outcome
+            continue
+        dockerfiles, documents = outcome
+        assert [len(lines) for lines in dockerfiles] == [len(baseline)], (field, injection)
+        first_words = [line.split(" ", 1)[0] for line in dockerfiles[0]]
+        assert first_words == [line.split(" ", 1)[0] for line in baseline], (field, injection)
+        assert sorted(documents.values()) == sorted(baseline_documents.values()), (field, injection)
+        assert not any("pwned" in name.lower() for name in documents), (field, injection)
+
+
+def test_a_file_name_that_would_inject_a_dockerfile_line_is_a_one_line_error(tmp_path):
+    error = render_with(tmp_path, file="x\nRUN echo PWNED >pwned #")
+    assert error == (
+        f"cannot load '{tmp_path}/program/x\\nRUN echo PWNED >pwned #.py': "
+        "module name 'x\\nRUN echo PWNED >pwned #' "
+        "is not a dotted name of ASCII identifiers (letters, digits and '_', not starting with a digit); "
+        "rename the file"
+    )
+    assert "is not a dotted name of ASCII identifiers" in render_with(tmp_path / "space", file="my envs")
