@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .artifacts.diagram import render_diagram
 from .artifacts.render import render
+from .deploy.packages import masked
 from .deploy.plan import build_plan
 from .deploy.preflight import PreflightReport, preflight
 from .deploy.settings import StackSettings, load_stack_settings
@@ -275,10 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except FlyteInfraError as error:
-        if args.debug:
-            traceback.print_exception(error)
+        if args.debug:  # URL credentials masked: the chain holds the values as given
+            print(masked("".join(traceback.format_exception(error))), end="", file=sys.stderr)
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
 
 
 if __name__ == "__main__":

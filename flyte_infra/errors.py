@@ -30,6 +30,7 @@ __all__ = [
     "ImageBuildError",
     "InvalidSpecError",
     "LoadError",
+    "ModuleExitError",
     "PreflightError",
     "PromotionError",
     "RemoteTaskError",
@@ -40,8 +41,17 @@ __all__ = [
 ]
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters shown escaped (`\\n`): a value quoted in
+    an error cannot cut its message in two, nor forge a line of output."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class FlyteInfraError(Exception):
     """Base of every error flyte-infra reports to a user (the CLI prints it without a traceback)."""
+
+    exit_code = 1
+    """The CLI's exit status when this error ends a command."""
 
 
 class InvalidSpecError(FlyteInfraError, ValueError):
@@ -54,10 +64,8 @@ class InvalidSpecError(FlyteInfraError, ValueError):
     """
 
     def __init__(self, subject: str, field: str, problem: str) -> None:
-        self.subject = subject
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{subject}: {field}: {problem}")
+        self.subject, self.field, self.problem = map(one_line, (subject, field, problem))
+        super().__init__(f"{self.subject}: {self.field}: {self.problem}")
 
 
 class StackConfigError(InvalidSpecError):
@@ -76,7 +84,7 @@ class StackConfigError(InvalidSpecError):
         self.stack = stack
         self.key = key
         if message is not None or key is None:
-            self.args = (message or f"stack '{stack}': {problem}",)
+            self.args = (one_line(message or f"stack '{stack}': {problem}"),)
 
 
 class GraphError(FlyteInfraError):
@@ -123,6 +131,19 @@ class LoadError(FlyteInfraError):
     def __init__(self, message: str, *, module: str) -> None:
         self.module = module
         super().__init__(message)
+
+
+class ModuleExitError(LoadError):
+    """A user module called `sys.exit()` (any code, 0 included) or was interrupted while imported.
+
+    The CLI exits 2, never the module's own code: an import that exits 0 must not pass as a check.
+
+    Args:
+        message: The sentence to show.
+        module: The module as the user named it.
+    """
+
+    exit_code = 2
 
 
 class PreflightError(FlyteInfraError):

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import importlib.machinery
 import importlib.metadata
 import json
 import os
+import re
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from .deploy.graph import discover
-from .errors import FlyteInfraError, LoadError
+from .errors import FlyteInfraError, LoadError, ModuleExitError, one_line
 from .model.environment import TaskEnvironment
 
 __all__ = ["Program", "load_program"]
@@ -47,25 +49,69 @@ class Program:
 
 def load_program(reference: str) -> Program:
     """Import `reference` (a `.py` path or a dotted module name) and collect its environments."""
+    _check_module_name(reference)
     module = _import(reference)
     defined = [value for value in vars(module).values() if isinstance(value, TaskEnvironment)]
     if not defined:
-        raise LoadError(f"module '{reference}' defines no TaskEnvironment", module=reference)
+        raise LoadError(f"module '{one_line(reference)}' defines no TaskEnvironment", module=reference)
     try:
         code = _code(module)
     except (OSError, ValueError) as error:
         raise LoadError(
-            f"cannot collect the code of '{reference}' for its image: {_one_line(error)}", module=reference
+            f"cannot collect the code of '{one_line(reference)}' for its image: {_one_line(error)}",
+            module=reference,
         ) from error
     return Program(module.__name__, code, tuple(discover(defined)))
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_module_name(reference: str) -> None:
+    """A module's name reaches the image's Dockerfile (`ENV FLYTE_INFRA_MODULE=...`): each part must
+    be an ASCII identifier, so no file name (`x\nRUN ... #.py`, `my envs.py`) can add a line or a
+    word to it."""
+    name = Path(reference).stem if reference.endswith(".py") else reference
+    if not all(_IDENTIFIER.fullmatch(part) for part in name.split(".")):
+        raise LoadError(
+            f"cannot load '{one_line(reference)}': module name '{one_line(name)}' is not a dotted name of "
+            "ASCII identifiers (letters, digits and '_', not starting with a digit); rename the file",
+            module=reference,
+        )
+
+
 def _import(reference: str) -> ModuleType:
+    with _stdout_to_stderr():
+        return _import_quietly(reference)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what user code prints at import to stderr, from Python (`print`) and from the process
+    (file descriptor 1: subprocesses, C code), so it never mixes with a command's output (`--json`)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 at all
+        saved = -1
+    else:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved >= 0:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _import_quietly(reference: str) -> ModuleType:
     path = Path(reference)
     try:
         if reference.endswith(".py"):
             if not path.is_file():
-                raise LoadError(f"cannot load '{reference}': no such file", module=reference)
+                raise LoadError(f"cannot load '{one_line(reference)}': no such file", module=reference)
             directory = str(path.resolve().parent)
             if directory not in sys.path:
                 sys.path.insert(0, directory)
@@ -75,22 +121,42 @@ def _import(reference: str) -> ModuleType:
         return importlib.import_module(reference)
     except LoadError:
         raise
+    except SystemExit as error:  # sys.exit(0) too: an import that exits is never a pass
+        raise ModuleExitError(
+            f"cannot load '{one_line(reference)}': it called sys.exit({error.code!r:.80}) while imported"
+            f"{_location(error)}; a module of environments must not exit",
+            module=reference,
+        ) from None
+    except KeyboardInterrupt as error:
+        raise ModuleExitError(
+            f"cannot load '{one_line(reference)}': interrupted (KeyboardInterrupt) while imported"
+            f"{_location(error)}",
+            module=reference,
+        ) from None
     except Exception as error:  # any failure of user code at import time becomes one line
-        raise LoadError(f"cannot load '{reference}': {_one_line(error)}", module=reference) from error
+        raise LoadError(
+            f"cannot load '{one_line(reference)}': {_one_line(error)}", module=reference
+        ) from error
 
 
 _FLYTE_INFRA_DIR = Path(__file__).resolve().parent
 _NOT_USER_CODE = ("<", str(Path(__file__).parent), sys.base_prefix, sys.prefix)
 
 
-def _one_line(error: BaseException) -> str:
+def _location(error: BaseException) -> str:
+    """` (at file:line)` of the last frame of user code the error passed through, or nothing."""
     location = ""
     traceback = error.__traceback__
     while traceback is not None:
         frame_file = traceback.tb_frame.f_code.co_filename
         if not frame_file.startswith(_NOT_USER_CODE):
-            location = f" (at {frame_file}:{traceback.tb_lineno})"
+            location = f" (at {one_line(frame_file)}:{traceback.tb_lineno})"
         traceback = traceback.tb_next
+    return location
+
+
+def _one_line(error: BaseException) -> str:
+    location = _location(error)
     if isinstance(error, SyntaxError):
         location = f" (at {error.filename}:{error.lineno})"
     message = str(error).splitlines()[0] if str(error) else ""
@@ -99,70 +165,80 @@ def _one_line(error: BaseException) -> str:
 
 
 def _code(module: ModuleType) -> tuple[tuple[str, Path], ...]:
-    """The module (or its whole top-level package) and, followed through `import` statements, every
-    module and package it imports that is the user's own: not from an installed distribution
-    (editable installs aside), not the standard library, not flyte_infra. That covers `import
-    helpers`, `from utils import x`, namespace packages and `src/` layouts. Each file is placed by
-    its import name, so the image imports it as the program did. Lookups go through sys.path alone,
-    not sys.modules, so the set does not depend on what the process imported before."""
-    top_name = module.__name__.split(".")[0]
-    top = sys.modules[top_name]
-    code = dict(_files_of(top_name, getattr(top, "__path__", None), top.__file__))
-    resolved = {top_name}
-    pending = list(code.values())
+    """The files of the module and, followed through its `import` statements (absolute and relative,
+    at module level or inside functions), of every module it imports that is the user's own: not
+    from an installed distribution (editable installs aside), not the standard library, not
+    flyte_infra. Only imported modules are carried, each with the `__init__.py` of the packages on
+    its way: `pkg.envs` brings `pkg/__init__.py`, `pkg/envs.py` and what they import, never the rest
+    of `pkg`. That covers `import helpers`, `from utils import x`, `from . import y`, namespace
+    packages and `src/` layouts; a module imported only by a computed name
+    (`importlib.import_module(name)`) is not seen. Each file is placed by its import name, so the
+    image imports it as the program did. Lookups go through sys.path alone, not sys.modules, so the
+    set does not depend on what the process imported before."""
+    collector = _Collector(entry=module.__name__.split(".")[0])
+    code: dict[str, Path] = {}
+    pending = [module.__name__]
     while pending:
-        for name in _imported_names(pending.pop()):
-            if name in resolved:
-                continue
-            resolved.add(name)
-            for relative, path in _users_files(name):
-                if relative not in code:
-                    code[relative] = path
-                    pending.append(path)
+        for relative, path, name, is_package in collector.files(pending.pop()):
+            if relative not in code:
+                code[relative] = path
+                pending += _imported_names(path, name, is_package)
+    for relative in code:
+        if not all(map(_IDENTIFIER.fullmatch, relative.split("/")[:-1])) or not relative.isprintable():
+            raise ValueError(f"'{one_line(relative)}' is not a module path of ASCII identifiers")
     return tuple(sorted(code.items()))
 
 
 _MODULE_SUFFIXES = (*importlib.machinery.SOURCE_SUFFIXES, *importlib.machinery.EXTENSION_SUFFIXES)
 
 
-def _files_of(name: str, package_dirs: Iterable[str] | None, origin: str | None) -> list[tuple[str, Path]]:
-    """The source and extension-module files of module `name`, by their path below the import root.
+class _Collector:
+    """Finds the files of dotted module names, each name and top-level package looked up once."""
 
-    A package's directories are walked following symlinks (each real directory once), skipping
-    hidden directories, `__pycache__` and virtual environments.
-    """
-    if package_dirs is None:
-        return [(Path(origin).name, Path(origin))] if origin and origin.endswith(_MODULE_SUFFIXES) else []
-    files = []
-    for top in map(Path, package_dirs):
-        inside = top.resolve()
-        visited: set[Path] = set()  # real directories reached through links to outside the package
-        for directory, subdirectories, names in os.walk(top, followlinks=True):
-            real = Path(directory).resolve()
-            if real in visited:  # a loop of links
-                subdirectories[:] = []
-                continue
-            visited.add(real)
-            subdirectories[:] = sorted(
-                sub
-                for sub in subdirectories
-                if not sub.startswith(".")
-                and sub != "__pycache__"
-                and not (Path(directory) / sub / "pyvenv.cfg").exists()
-                and not _link_within(Path(directory) / sub, inside)
+    def __init__(self, entry: str) -> None:
+        self.entry = entry
+        """The top-level name of the program's module: the user's even where it is installed."""
+        self.seen: set[str] = set()
+        self.users: dict[str, bool] = {}
+
+    def files(self, name: str) -> list[tuple[str, Path, str, bool]]:
+        """(path below the import root, file, module name, is a package) of `name` and of each package
+        on its way, when `name` is the user's and not looked up before; else none."""
+        if name in self.seen:
+            return []
+        self.seen.add(name)
+        parts = name.split(".")
+        files: list[tuple[str, Path, str, bool]] = []
+        locations: list[str] | None = None
+        for depth in range(1, len(parts) + 1):
+            dotted = ".".join(parts[:depth])
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(dotted, locations or sys.path)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None or (depth == 1 and not self._users(dotted, spec)):
+                break
+            is_package = spec.submodule_search_locations is not None
+            if spec.has_location and spec.origin and spec.origin.endswith(_MODULE_SUFFIXES):
+                folder = parts[:depth] if is_package else parts[: depth - 1]
+                relative = "/".join([*folder, Path(spec.origin).name])
+                files.append((relative, Path(spec.origin), dotted, is_package))
+            if not is_package:
+                break
+            locations = list(spec.submodule_search_locations or [])
+        return files
+
+    def _users(self, top: str, spec: importlib.machinery.ModuleSpec) -> bool:
+        if top not in self.users:
+            locations = list(spec.submodule_search_locations or ([spec.origin] if spec.origin else []))
+            paths = [Path(location).resolve() for location in locations]
+            self.users[top] = bool(paths) and (
+                not any(path.is_relative_to(_FLYTE_INFRA_DIR) for path in paths)
+                if top == self.entry
+                else all(map(_is_users, paths))
+                and not any(path.is_relative_to(root) for path in paths for root in _installed_in(top))
             )
-            relative_dir = Path(directory).relative_to(top)
-            files += [
-                (f"{name}/{(relative_dir / file).as_posix()}", Path(directory) / file)
-                for file in sorted(names)
-                if file.endswith(_MODULE_SUFFIXES)
-            ]
-    return files
-
-
-def _link_within(path: Path, package: Path) -> bool:
-    """A link to a directory of the same package, which the walk reaches under its own name."""
-    return path.is_symlink() and path.resolve().is_relative_to(package)
+        return self.users[top]
 
 
 def _installed_in(name: str) -> list[Path]:
@@ -207,39 +283,32 @@ def _is_working_tree(install: importlib.metadata.Distribution) -> bool:
     return bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
 
 
-def _imported_names(source: Path) -> list[str]:
-    """The top-level names `source` imports absolutely (relative imports stay in its package)."""
+def _imported_names(source: Path, module: str, is_package: bool) -> list[str]:
+    """The dotted names `source` (module `module`) imports, relative imports made absolute; for
+    `from a import b`, both `a` and `a.b` (b may be a submodule or just a name)."""
     if not source.name.endswith(tuple(importlib.machinery.SOURCE_SUFFIXES)):
         return []  # an extension module: its imports cannot be read
     try:
         tree = ast.parse(source.read_bytes(), str(source))
     except (OSError, SyntaxError, ValueError):
         return []
+    package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".") if package else []
+                if node.level - 1 >= len(base):
+                    continue  # beyond the top-level package: fails at import anyway
+                parent = ".".join(base[: len(base) - node.level + 1])
+                target = f"{parent}.{node.module}" if node.module else parent
+            else:
+                target = node.module or ""
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
     return sorted(names)
-
-
-def _users_files(name: str) -> list[tuple[str, Path]]:
-    """The files of `import name` when it is the user's own code, else none: not in site-packages,
-    the stdlib or flyte_infra, nor where a distribution providing `name` is installed."""
-    try:
-        spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
-    except (ImportError, ValueError):
-        return []
-    if spec is None:  # builtin, frozen, or found only by an installed package's import hook
-        return []
-    locations = list(spec.submodule_search_locations or ([spec.origin] if spec.origin else []))
-    paths = [Path(location).resolve() for location in locations]
-    if not paths or not all(map(_is_users, paths)):
-        return []
-    if any(path.is_relative_to(root) for path in paths for root in _installed_in(name)):
-        return []
-    return _files_of(name, spec.submodule_search_locations, spec.origin)
 
 
 _STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}

@@ -169,7 +169,7 @@ def test_the_code_an_image_carries_skips_installed_and_hidden_code_and_follows_s
     (project / "sym_envs.egg-info" / "PKG-INFO").write_text("Name: sym-envs\nVersion: 0\n")
     (project / "sym_envs.egg-info" / "top_level.txt").write_text("versions\n")
     (project / "versions" / "v2").mkdir(parents=True)
-    (project / "versions" / "__init__.py").write_text("")
+    (project / "versions" / "__init__.py").write_text("from . import v2\n")
     (project / "versions" / "v2" / "__init__.py").write_text("")
     (project / "versions" / "latest").symlink_to("v2")  # sorts first; v2 must still ship as itself
     (project / "sym_envs.py").write_text(

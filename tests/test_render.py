@@ -112,3 +112,38 @@ def test_nothing_is_written_when_the_stack_names_an_unknown_environment(tmp_path
     with pytest.raises(InvalidSpecError, match="replicasPerEnvironment: no environment named 'trian'"):
         render(program, typo, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_render_removes_the_output_of_environments_that_no_longer_exist(tmp_path):
+    program, _ = example()
+    settings = load_stack_settings(ROOT, "dev")
+    render(program, settings, tmp_path)
+    (tmp_path / "kustomization.yaml").write_text("resources: []\n")  # the user's own: never touched
+    before = {path.name for path in (tmp_path / "images").iterdir()}
+    data_prep = program.environment("data-prep")
+    smaller = Program(program.module_name, program.code, (data_prep,))
+    render(smaller, settings, tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".flyte-infra-render",
+        "data-prep",
+        "images",
+        "kustomization.yaml",
+        "namespace.yaml",
+    ]
+    kept = image_spec(data_prep, program, settings).tag
+    assert [path.name for path in (tmp_path / "images").iterdir()] == [kept]
+    assert len(before) == 2 and kept in before
+    listed = (tmp_path / ".flyte-infra-render").read_text().splitlines()
+    assert "data-prep/manifests.yaml" in listed and not any(line.startswith("train/") for line in listed)
+    assert all((tmp_path / line).is_file() for line in listed)
+
+
+def test_render_refuses_a_non_empty_directory_it_did_not_write_and_writes_nothing(tmp_path):
+    program, _ = example()
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "notes.txt").write_text("mine\n")
+    with pytest.raises(
+        FlyteInfraError, match=r"render: .* is not empty and was not written by `flyte-infra render`"
+    ):
+        render(program, load_stack_settings(ROOT, "dev"), tmp_path)
+    assert [path.name for path in tmp_path.rglob("*")] == ["train", "notes.txt"]

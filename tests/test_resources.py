@@ -88,3 +88,40 @@ def test_summary():
     assert (
         Resources(cpu=("1", "2"), memory="2Gi", gpu="A100:2").summary() == "cpu=1/2, memory=2Gi, gpu=A100:2"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cpu", 1e-10, r"cpu: '1e-10' is out of bounds: cpu must be from 1m to 1024 cores"),
+        ("cpu", "0.0001", r"cpu: '0.0001' is out of bounds"),
+        ("cpu", "1025", r"cpu: '1025' is out of bounds"),
+        ("cpu", ("500m", "1e400"), r"cpu: '1e400' is out of bounds"),
+        ("cpu", 1e400, r"cpu: 'inf' is not a Kubernetes quantity"),
+        ("memory", "0.5", r"memory: '0.5' is out of bounds: memory must be from 1Mi to 64Ti"),
+        ("memory", "1e400", r"memory: '1e400' is out of bounds"),
+        ("memory", "65Ti", r"memory: '65Ti' is out of bounds"),
+        ("disk", "100k", r"disk: '100k' is out of bounds: disk must be from 1Mi to 1Pi"),
+        (
+            "gpu",
+            "A100:99999999999999999999",
+            r"gpu: 'A100:99999999999999999999': GPU count must be at most 64",
+        ),
+        ("gpu", "H100:65", r"gpu: 'H100:65': GPU count must be at most 64"),
+    ],
+)
+def test_quantities_outside_sane_bounds_are_refused_naming_the_field(field, value, message):
+    with pytest.raises(InvalidSpecError, match=message):
+        Resources(**{field: value})
+
+
+def test_quantities_at_their_bounds_are_accepted():
+    least = Resources(cpu="1m", memory="1Mi", disk="1Mi", gpu="A100:1")
+    most = Resources(cpu="1024", memory="64Ti", disk="1Pi", gpu="A100:64")
+    assert least.requests_and_limits()[0] == {
+        "cpu": "1m",
+        "memory": "1Mi",
+        "ephemeral-storage": "1Mi",
+        "nvidia.com/gpu": "1",
+    }
+    assert most.requests_and_limits()[1]["nvidia.com/gpu"] == "64"

@@ -44,7 +44,7 @@ def test_config_keys_map_to_settings():
     [
         ({"replica": 2}, r"flyte-infra:replica: unknown setting \(known: acceleratorLabels, "),
         ({"namespace": "Flyte"}, r"flyte-infra:namespace: 'Flyte' is not a DNS-1123 label"),
-        ({"namespace": "flyte\n"}, r"flyte-infra:namespace: 'flyte\n' is not a DNS-1123 label"),
+        ({"namespace": "flyte\n"}, r"flyte-infra:namespace: 'flyte\\n' is not a DNS-1123 label"),  # escaped
         ({"registry": "https://ghcr.io"}, r"flyte-infra:registry: 'https://ghcr.io' is not a registry host"),
         ({"repository": "Flyte/envs"}, r"flyte-infra:repository: 'Flyte/envs' is not an image repository"),
         ({"clusterDomain": "cluster..local"}, r"flyte-infra:clusterDomain: 'cluster..local' is not a DNS"),

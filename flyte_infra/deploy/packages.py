@@ -109,6 +109,29 @@ class PackageSet:
     """The CPython version the markers were evaluated for."""
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/?#\s@]*)@")
+"""A URL's `userinfo@`: `https://user:token@host/`, `git+https://TOKEN@github.com/`."""
+
+
+def masked(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by `***`, shown on one line."""
+    return _URL_CREDENTIALS.sub(lambda match: f"{match['scheme']}://***@", text)
+
+
+def _credentials_problem(text: str) -> str | None:
+    """Why `text` must not be installed as written: a URL in it carries credentials, which would be
+    baked into the Dockerfile and the image history. A bare ssh user (`git+ssh://git@host/...`)
+    is a login name, not a secret: the key is elsewhere."""
+    for match in _URL_CREDENTIALS.finditer(text):
+        if ":" in match["userinfo"] or "ssh" not in match["scheme"].lower():
+            return (
+                f"{masked(text)!r} has credentials in its URL; they would be written into the Dockerfile "
+                "and the image history: configure the index at build time (PIP_INDEX_URL from a build "
+                "secret, or a pip.conf secret) and name the package without them"
+            )
+    return None
+
+
 def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> PackageSet:
     """Parse `packages` for an image running CPython `python`; ValueError names the first line that
     is not a PEP 508 requirement, or two lines of one package that contradict each other (no
@@ -122,11 +145,18 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
         text = str.__str__(text)  # the text itself: a subclass's str() may differ
         texts.append(text)
+        if problem := _credentials_problem(text):
+            raise ValueError(f"[{index}] {problem}")
         try:
             applicable = _applicable(text, python)
         except InvalidRequirement as error:
-            reason = str(error).splitlines()[0]
-            raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: {reason}") from error
+            reason = masked(str(error).splitlines()[0])
+            hint = "; pip options are not accepted, the index is configured at build time" * text.startswith(
+                "-"
+            )
+            raise ValueError(
+                f"[{index}] {masked(text)!r} is not a PEP 508 requirement: {reason}{hint}"
+            ) from None
         if applicable is not None:
             parsed.append((applicable[0], text, applicable[1]))
     lines: dict[str, Line] = {name: text for name, text, _ in parsed}

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from .validation import SpecModel
 
@@ -148,6 +148,8 @@ class GPU(BaseModel):
         count = int(match["count"]) if match["count"] is not None else 1
         if count < 1:
             raise ValueError(f"'{text}': GPU count must be at least 1")
+        if count > _MAX_GPUS:
+            raise ValueError(f"'{text:.40}': GPU count must be at most {_MAX_GPUS}")
         device, partition = _split_type(match["type"])
         return cls(device=device, partition=partition, count=count)
 
@@ -207,6 +209,28 @@ _KUBERNETES_QUANTITIES = (("cpu", "cpu"), ("memory", "memory"), ("ephemeral-stor
 
 QuantityOrRange = Annotated[str | tuple[str, str] | None, BeforeValidator(_quantity_or_range)]
 
+_BOUNDS = {
+    "cpu": (Decimal("0.001"), Decimal(1024), "1m", "1024 cores"),
+    "memory": (Decimal(2**20), Decimal(64 * 2**40), "1Mi", "64Ti"),
+    "disk": (Decimal(2**20), Decimal(2**50), "1Mi", "1Pi"),
+}
+"""Field -> (least, most, both as text): below 1m Kubernetes rounds a CPU request up (or it is a typo
+such as `1e-10`); a memory of `"0.5"` is half a byte; above the maxima no node exists (`1e400`)."""
+
+
+def _within_bounds(field: str, value: str | tuple[str, str] | None) -> None:
+    least, most, least_text, most_text = _BOUNDS[field]
+    for quantity in value if isinstance(value, tuple) else () if value is None else (value,):
+        amount = parse_quantity(quantity)
+        if not least <= amount <= most:
+            raise ValueError(
+                f"'{quantity:.40}' is out of bounds: {field} must be from {least_text} to {most_text}"
+            )
+
+
+_MAX_GPUS = 64
+"""The most GPUs one worker may request: more than any node has (8 to 16 today)."""
+
 
 class Resources(SpecModel):
     """Requests and limits of one environment's worker, validated at construction.
@@ -229,6 +253,12 @@ class Resources(SpecModel):
     memory: QuantityOrRange = None
     gpu: Annotated[GPU | None, BeforeValidator(_gpu)] = None
     disk: Quantity | None = None
+
+    @field_validator("cpu", "memory", "disk")
+    @classmethod
+    def _check_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        _within_bounds(info.field_name or "", value)
+        return value
 
     def summary(self) -> str:
         """Short text such as `cpu=1/2, memory=2Gi, gpu=A100:2` (request/limit where they differ)."""
