@@ -337,6 +337,7 @@ class WorkerApp:
     ) -> Any:
         """The task's result; it runs in a pool thread, cancelled when the caller leaves or its deadline
         passes. Its exception goes back as type and message only; the traceback is logged here."""
+        started = time.monotonic()
         running = _Running()
         context = self.context.copy()
         if deadline is not None:
@@ -356,6 +357,7 @@ class WorkerApp:
             raise _Reply(HTTPStatus.GATEWAY_TIMEOUT, "DeadlineExceeded", f"cancelled: {why}", True)
         error = outcome.exception()
         if error is None:
+            log.info("POST /tasks/%s: done in %.1f ms", task.name, (time.monotonic() - started) * 1000)
             return outcome.result()
         if isinstance(error, asyncio.CancelledError | Exception):
             log.error("task '%s' raised", task.qualified_name, exc_info=error)
