@@ -16,7 +16,7 @@ from flyte_infra.devbox.docker import DockerServices
 from flyte_infra.devbox.toolchain import Toolchain
 from flyte_infra.errors import EngineError
 from flyte_infra.kube.cluster import environment_status
-from flyte_infra.pulumi.automation import destroy, up
+from flyte_infra.pulumi.automation import destroy, refresh, up
 
 from .projects import copy_project, set_config
 
@@ -59,6 +59,8 @@ def test_up_makes_every_deployment_available_with_gpu_pods_on_their_model_then_d
     assert set(rows["data-prep"].nodes) | set(rows["pipeline"].nodes) <= set(CPU_NODES)
     assert {name: row.image for name, row in rows.items()} == deployed.outputs["imageRefs"]
 
+    refreshed = refresh("dev", project, io.StringIO())  # read back from the cluster: nothing drifted
+    assert set(refreshed.summary) == {"same"}
     destroy("dev", project, io.StringIO())
     namespaces = json.loads(
         subprocess.run(

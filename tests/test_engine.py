@@ -25,7 +25,7 @@ from flyte_infra.devbox.docker import DockerServices
 from flyte_infra.devbox.toolchain import Toolchain
 from flyte_infra.errors import EngineError
 from flyte_infra.pulumi import TYPE_TOKEN
-from flyte_infra.pulumi.automation import IMAGE_TYPE, StackRun, destroy, preview, promote, refresh, up
+from flyte_infra.pulumi.automation import IMAGE_TYPE, StackRun, destroy, preview, promote, up
 
 from .projects import copy_project, set_config
 
@@ -125,28 +125,37 @@ def test_up_builds_and_pushes_images_and_renders_them_by_digest_in_dependency_or
 
 
 def test_a_second_up_changes_nothing_and_a_package_change_rebuilds_only_that_image(project: Path) -> None:
-    up("dev", project, io.StringIO())
+    # each environment's packages come from a file of its own, so changing one environment's list
+    # leaves the program's code, and so every other image, as it was
+    examples = project / "examples"
+    (examples / "lists.py").write_text(
+        "from pathlib import Path\n"
+        "import flyte_infra as flyte\n"
+        "def packages(name):\n"
+        "    return (Path(__file__).parent / f'{name}.txt').read_text().split()\n"
+        "first = flyte.TaskEnvironment(name='first', packages=packages('first'))\n"
+        "second = flyte.TaskEnvironment(name='second', packages=packages('second'))\n"
+    )
+    (examples / "first.txt").write_text("six>=1.16\n")
+    (examples / "second.txt").write_text("idna==3.10\n")
+    set_config(project, "dev", module="examples/lists.py")
+    first = up("dev", project, io.StringIO())
+    assert sorted(first.names_of(IMAGE_TYPE)) == ["first-image", "second-image"]
+
     again = up("dev", project, io.StringIO())
     assert again.names_of(IMAGE_TYPE) == []
     assert set(again.summary) == {"same"}
 
-    example = project / "examples" / "ml_pipeline.py"
-    text = example.read_text()
-    changed = text.replace(
-        'packages=["six>=1.16"],\n    resources=flyte.Resources(cpu="500m"',
-        'packages=["six>=1.16", "idna>=3"],\n    resources=flyte.Resources(cpu="500m"',
-    )
-    assert changed != text
-    example.write_text(changed)
+    (examples / "first.txt").write_text("six>=1.16\nidna>=3\n")
     third = up("dev", project, io.StringIO())
-    assert third.names_of(IMAGE_TYPE) == ["data-prep-image"]
-    assert "train-image" not in {name for op, _, name in third.steps if op != "same"}
+    assert third.names_of(IMAGE_TYPE) == ["first-image"]
+    assert third.outputs["imageRefs"]["second"] == first.outputs["imageRefs"]["second"]
+    assert third.outputs["imageRefs"]["first"] != first.outputs["imageRefs"]["first"]
 
 
-def test_refresh_reads_back_and_destroy_removes_every_resource(project: Path) -> None:
+def test_destroy_removes_every_resource_and_rendered_file(project: Path) -> None:
+    # refresh reads objects back from a cluster: test_deploy_cluster.py runs it there
     up("dev", project, io.StringIO())
-    refreshed = refresh("dev", project, io.StringIO())
-    assert refreshed.summary.get("update", 0) == 0
     destroy("dev", project, io.StringIO())
     assert _state_resources(project, "dev") == []
     assert list((project / ".flyte-infra" / "rendered" / "dev").rglob("*.yaml")) == []
