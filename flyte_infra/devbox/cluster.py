@@ -276,6 +276,9 @@ class Cluster:
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={_KWOK_ANNOTATION}=fake",
                 "--server-address=127.0.0.1:10247",
+                # renew each node's Lease: the heartbeat stage updates node status only every 10-20
+                # minutes, so without leases the node controller marks nodes and their pods not ready
+                "--node-lease-duration-seconds=40",
                 "--node-ip=127.0.0.1",
                 "--cidr=10.244.0.1/16",
                 *[f"--config={stage}" for stage in stages],
@@ -382,7 +385,10 @@ class Cluster:
                 for c in node.get("status", {}).get("conditions", [])
             )
         }
-        return ready >= set(CPU_NODES) | {node.name for node in NODES}
+        leases = self.api("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases")["items"]
+        renewed = {lease["metadata"]["name"] for lease in leases}
+        expected = set(CPU_NODES) | {node.name for node in NODES}
+        return ready >= expected and renewed >= expected
 
     def _default_service_account(self) -> bool:
         try:
