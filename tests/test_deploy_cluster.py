@@ -89,16 +89,50 @@ def test_a_gpu_model_no_node_has_fails_up_in_ready_timeout_naming_environment_an
 
 
 def test_pods_refused_by_admission_fail_up_with_the_refusal(project: Path, cluster: Cluster) -> None:
+    # an admission policy of the cluster's refuses every pod of this stack's namespace
     namespace = namespace_of(project)
+    name = f"refuse-{namespace}"
+    policy = [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"namespaceObject.metadata.name != '{namespace}'",
+                        "message": "no pods here (test policy)",
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    ]
     kubectl = [cluster.environment()["FLYTE_INFRA_KUBECTL"], "--kubeconfig", str(cluster.kubeconfig)]
-    subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
-    subprocess.run(
-        [*kubectl, "-n", namespace, "create", "quota", "no-pods", "--hard=pods=0"],
-        check=True,
-        capture_output=True,
-    )
-    set_config(project, "dev", readyTimeout=20)
-    with pytest.raises(
-        EngineError, match=r"environment '[a-z-]+': pods refused \(FailedCreate\): .*exceeded quota"
-    ):
-        up("dev", project, io.StringIO())
+    document = json.dumps({"apiVersion": "v1", "kind": "List", "items": policy})
+    subprocess.run([*kubectl, "apply", "-f", "-"], input=document, text=True, check=True, capture_output=True)
+    try:
+        set_config(project, "dev", readyTimeout=20)
+        with pytest.raises(
+            EngineError,
+            match=r"environment '[a-z-]+': pods refused \(FailedCreate\): .*no pods here \(test policy\)",
+        ):
+            up("dev", project, io.StringIO())
+    finally:
+        subprocess.run([*kubectl, "delete", "-f", "-"], input=document, text=True, capture_output=True)
