@@ -30,12 +30,14 @@ __all__ = [
     "ImageBuildError",
     "InvalidSpecError",
     "LoadError",
+    "NameCollisionError",
     "PreflightError",
     "PromotionError",
     "RemoteTaskError",
     "ServiceError",
     "StackConfigError",
     "TaskArgumentError",
+    "UnsupportedFeatureError",
     "UsageError",
 ]
 
@@ -98,6 +100,39 @@ class DuplicateEnvironmentError(GraphError):
             f"two environments are named '{name}': one defined at {locations[0]}, "
             f"the other at {locations[1]}; give each a unique name (clone_with('other-name') for a copy)"
         )
+
+
+class NameCollisionError(GraphError):
+    """Two environments whose Flyte names differ derive the same Kubernetes name.
+
+    Args:
+        names: The two Flyte names.
+        kubernetes_name: The name both derive.
+        locations: Where each of the two was defined (`file:line`).
+    """
+
+    def __init__(self, names: tuple[str, str], kubernetes_name: str, locations: tuple[str, str]) -> None:
+        self.names = names
+        self.kubernetes_name = kubernetes_name
+        self.locations = locations
+        super().__init__(
+            f"environments '{names[0]}' (defined at {locations[0]}) and '{names[1]}' (defined at "
+            f"{locations[1]}) both become the Kubernetes name '{kubernetes_name}'; rename one of them"
+        )
+
+
+class UnsupportedFeatureError(FlyteInfraError, ValueError):
+    """A Flyte 2 feature that flyte-infra does not support here.
+
+    Args:
+        feature: The feature, as the user wrote it (e.g. `flyte.Image.from_dockerfile`).
+        reason: Why, and what to do instead.
+    """
+
+    def __init__(self, feature: str, reason: str) -> None:
+        self.feature = feature
+        self.reason = reason
+        super().__init__(f"{feature} is not supported by flyte-infra: {reason}")
 
 
 class CycleError(GraphError):

@@ -15,7 +15,7 @@ from ..deploy.packages import PackageSet, image_python, package_set
 from ..errors import InvalidSpecError
 from .resources import Resources
 from .task import Task
-from .validation import ServiceName, SpecModel, dns1123_label, image_reference
+from .validation import FlyteName, SpecModel, dns1123_label, image_reference, kubernetes_name
 
 __all__ = ["DEFAULT_IMAGE", "Secret", "TaskEnvironment"]
 
@@ -129,7 +129,8 @@ class TaskEnvironment(SpecModel):
     the field. Environments compare by identity; names must be unique within a program.
 
     Args:
-        name: The environment's name, also its Kubernetes Service's: a DNS-1035 label.
+        name: The environment's name, as Flyte spells it (`train_gpu`, `train-gpu`); its Kubernetes
+            objects are named `kubernetes_name`, derived from it.
         image: The base image to install the packages into.
         packages: PEP 508 requirement lines; they must cover the packages of `depends_on`.
         resources: Requests and limits of the environment's worker.
@@ -154,7 +155,7 @@ class TaskEnvironment(SpecModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    name: ServiceName
+    name: FlyteName
     image: str = DEFAULT_IMAGE
     packages: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
@@ -269,6 +270,11 @@ class TaskEnvironment(SpecModel):
             return package_set(self.packages, image_python(self.image))
         except ValueError as error:  # changed since construction to something that is not requirements
             raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from error
+
+    @property
+    def kubernetes_name(self) -> str:
+        """The name of this environment's Kubernetes objects, derived from `name` (`_` as `-`)."""
+        return kubernetes_name(self.name)
 
     @property
     def defined_at(self) -> str:
