@@ -37,6 +37,7 @@ __all__ = [
     "ServiceError",
     "StackConfigError",
     "TaskArgumentError",
+    "TaskTimeoutError",
     "UnsupportedFeatureError",
     "UsageError",
 ]
@@ -133,6 +134,21 @@ class UnsupportedFeatureError(FlyteInfraError, ValueError):
         self.feature = feature
         self.reason = reason
         super().__init__(f"{feature} is not supported by flyte-infra: {reason}")
+
+
+class TaskTimeoutError(FlyteInfraError, TimeoutError):
+    """An attempt of a task ran longer than its `timeout` (a sync task's thread cannot be stopped:
+    it is abandoned and runs to its end).
+
+    Args:
+        task: The task, `environment.task`.
+        seconds: Its timeout.
+    """
+
+    def __init__(self, task: str, seconds: float) -> None:
+        self.task = task
+        self.seconds = seconds
+        super().__init__(f"task '{task}' did not finish within its timeout of {seconds:g} s")
 
 
 class CycleError(GraphError):

@@ -231,7 +231,7 @@ def test_images_secrets_and_variables_that_could_inject_or_collide_are_one_line_
 
 
 def test_secret_groups_and_variable_names_are_checked_where_the_secret_is_made():
-    with pytest.raises(InvalidSpecError, match=r"^Secret: group: 'Bad_Group!' is not a DNS-1123 label"):
+    with pytest.raises(InvalidSpecError, match=r"^Secret: group: 'bad-group!' is not a DNS-1123 label"):
         Secret(key="k", group="Bad_Group!")
     with pytest.raises(InvalidSpecError, match=r"^Secret: as_env_var: '1-bad' is not an environment"):
         Secret(key="k", as_env_var="1-bad")

@@ -44,6 +44,7 @@ from .endpoints import (
     TOKEN_VARIABLE,
     bearer_token,
 )
+from .attempts import attempted, attempted_async
 from .routing import WorkerRouter, use_process_router, use_router
 
 if TYPE_CHECKING:
@@ -158,14 +159,14 @@ class _Running:
 
     def run(self, task: Task[..., Any], arguments: dict[str, Any]) -> Any:
         if not task.is_async:
-            return task.func(**arguments)
+            return attempted(task, lambda: task.func(**arguments))
 
         async def main() -> Any:
             with self._lock:
                 if self._cancelled:
                     raise asyncio.CancelledError
                 self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
-            return await task.func(**arguments)
+            return await attempted_async(task, lambda: task.func(**arguments))
 
         try:
             return asyncio.run(main())
