@@ -135,6 +135,8 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
         }
         for secret in environment.secrets
     ]
+    if environment.reusable is not None and environment.reusable.concurrency > 0:
+        variables.append({"name": "FLYTE_INFRA_MAX_TASKS", "value": str(environment.reusable.concurrency)})
     template = f"http://{service_dns('{env}', settings)}:{settings.port}"
     variables.append({"name": ENVIRONMENT_VARIABLE, "value": environment.name})
     variables.append({"name": ENDPOINT_TEMPLATE_VARIABLE, "value": template})
@@ -212,16 +214,53 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
         if gpu.node_selector:
             pod["nodeSelector"] = gpu.node_selector
         pod["tolerations"] = [{"key": gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+    template_metadata: dict[str, Any] = {"labels": _labels(name)}
+    if environment.pod_template is not None:
+        template_metadata = _merge_pod_template(environment, pod, container, template_metadata)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(name, settings),
         "spec": {
-            "replicas": settings.replicas_of(environment.name),
+            "replicas": _replicas(environment, settings),
             "selector": {"matchLabels": {ENVIRONMENT_LABEL: name}},
-            "template": {"metadata": {"labels": _labels(name)}, "spec": pod},
+            "template": {"metadata": template_metadata, "spec": pod},
         },
     }
+
+
+def _replicas(environment: TaskEnvironment, settings: StackSettings) -> int:
+    """The stack's replicasPerEnvironment entry, else the environment's ReusePolicy (its minimum),
+    else the stack's `replicas`."""
+    if environment.name in settings.replicas_per_environment or environment.reusable is None:
+        return settings.replicas_of(environment.name)
+    return environment.reusable.min_replicas
+
+
+def _merge_pod_template(
+    environment: TaskEnvironment, pod: dict[str, Any], container: dict[str, Any], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """The pod template's allowed fields (PodTemplate.spec) merged into `pod` and the worker container;
+    lists are appended to, maps updated, other values replaced; flyte-infra's labels win."""
+    template = environment.pod_template
+    assert template is not None
+    spec = template.spec
+    for key, value in spec.items():
+        if key == "containers":
+            for source in value:
+                for field, items in source.items():
+                    if field != "name":
+                        container[field] = [*container.get(field, []), *items]
+        elif isinstance(value, list):
+            pod[key] = [*pod.get(key, []), *value]
+        elif isinstance(value, dict) and isinstance(pod.get(key), dict):
+            pod[key] = {**pod[key], **value}
+        else:
+            pod[key] = value
+    merged = {**metadata, "labels": {**dict(template.labels or {}), **metadata["labels"]}}
+    if template.annotations:
+        merged["annotations"] = dict(template.annotations)
+    return merged
 
 
 def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings) -> Manifest:

@@ -27,6 +27,7 @@ __all__ = [
     "TaskRouter",
     "WorkerRouter",
     "active_router",
+    "current_environment",
     "event_loop_running",
     "off_the_loop",
     "use_process_router",
@@ -91,6 +92,16 @@ _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextva
     "flyte_current_environment", default=None
 )
 """The environment whose task is running in this context (in-process runs)."""
+
+
+def current_environment() -> str | None:
+    """The name of the environment whose task runs in this context (in-process or in a worker),
+    or None outside any task."""
+    environment = _current_environment.get()
+    if environment is not None:
+        return environment.name
+    router = active_router()
+    return router.environment if isinstance(router, WorkerRouter) else None
 
 
 @contextlib.contextmanager
