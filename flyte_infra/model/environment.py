@@ -333,6 +333,11 @@ class TaskEnvironment(SpecModel):
             raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from error
 
     @property
+    def unresolved_image(self) -> str | None:
+        """The name given to `flyte.Image.from_ref_name` when Flyte's config does not name the image."""
+        return None if self._built_from is None else self._built_from.ref_name
+
+    @property
     def image_layers(self) -> tuple[Layer, ...]:
         """The build steps of a `flyte.Image` other than its pip packages (in `packages`)."""
         return self._image_layers

@@ -11,12 +11,15 @@ commands, environment variables, source files, the workdir) become lines of the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import yaml
 
 from ..errors import UnsupportedFeatureError
 from .validation import image_reference
@@ -63,6 +66,8 @@ class Image:
     base: str
     layers: tuple[Layer, ...] = ()
     name: str | None = None
+    ref_name: str | None = None
+    """Set by `from_ref_name` when Flyte's config does not name the image: preflight reports it."""
 
     # -- constructors ---------------------------------------------------------------------------
     @classmethod
@@ -91,9 +96,13 @@ class Image:
 
     @classmethod
     def from_ref_name(cls, name: str | None = None) -> Image:
-        raise _unsupported(
-            "from_ref_name", "images named in Flyte's config are not known here; use Image.from_base(uri)"
-        )
+        """The image Flyte's config names (`images:` in $FLYTECTL_CONFIG, ./.flyte/config.yaml or
+        ~/.flyte/config.yaml). Unnamed there, the image is unresolved: preflight reports an error."""
+        key = name or "default"
+        uri = _configured_images().get(key)
+        if uri is None:
+            return cls(base=DEFAULT_BASE, ref_name=key)
+        return cls.from_base(uri)
 
     @classmethod
     def from_dockerfile(cls, file: Any, registry: Any = None, name: Any = None, **_: Any) -> Image:
@@ -242,6 +251,23 @@ class Image:
     def build_layers(self) -> tuple[Layer, ...]:
         """The layers other than pip's, in order (pip packages go with the environment's)."""
         return tuple(layer for layer in self.layers if layer.kind != "pip")
+
+
+DEFAULT_BASE = "python:3.11-slim-bookworm"
+
+
+def _configured_images() -> dict[str, str]:
+    """The `images:` map of the first Flyte config file found, as Flyte's config search finds it."""
+    candidates = [os.environ.get("FLYTECTL_CONFIG"), ".flyte/config.yaml", "~/.flyte/config.yaml"]
+    for candidate in candidates:
+        path = Path(candidate).expanduser() if candidate else None
+        if path is not None and path.is_file():
+            try:
+                images = yaml.safe_load(path.read_text()).get("images") or {}
+            except (OSError, yaml.YAMLError, AttributeError):
+                return {}
+            return {str(key): str(value) for key, value in images.items()}
+    return {}
 
 
 def _requirement_lines(path: Path) -> tuple[str, ...]:
