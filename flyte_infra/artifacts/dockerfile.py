@@ -117,8 +117,8 @@ def _layer_lines(layers: tuple[Layer, ...]) -> list[str]:
             lines.append(f"WORKDIR {workdir}")
         elif layer.kind == "copy":
             destination = str(PurePosixPath(workdir) / layer.values[0])
-            single = len(layer.files) == 1 and not layer.values[0].endswith("/")
-            source = f"source/{index}/{layer.files[0][0]}" if single and layer.files else f"source/{index}/"
+            single = layer.values[1] == "file"
+            source = f"source/{index}/{layer.files[0][0]}" if single else f"source/{index}/"
             lines.append(f"COPY {source} {destination}")
     return lines
 

@@ -35,7 +35,8 @@ class Layer:
     """One step of an image build.
 
     kind: `apt` (values: package names), `pip` (requirement lines), `commands` (shell lines), `env`
-    (NAME=value pairs), `copy` (values: the image path; `files`: relative path -> content), `workdir`.
+    (NAME=value pairs), `copy` (values: the image path and `file` or `folder`;
+    `files`: relative path -> content), `workdir`.
     """
 
     kind: str
@@ -193,7 +194,7 @@ class Image:
         if not path.is_file():
             raise _unsupported(f"with_source_file({str(src)!r:.80})", "no such file")
         destination = dst if not dst.endswith("/") and dst != "." else f"{dst.rstrip('/')}/{path.name}"
-        return self._with(Layer("copy", (destination,), ((path.name, path.read_bytes()),)))
+        return self._with(Layer("copy", (destination, "file"), ((path.name, path.read_bytes()),)))
 
     def with_source_folder(self, src: str | Path, dst: str = ".", copy_contents_only: bool = False) -> Image:
         """A folder copied into the image (hidden files and __pycache__ left out)."""
@@ -207,7 +208,7 @@ class Image:
             and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(root).parts)
         )
         destination = dst if copy_contents_only else f"{dst.rstrip('/')}/{root.name}"
-        return self._with(Layer("copy", (destination,), files))
+        return self._with(Layer("copy", (destination, "folder"), files))
 
     def with_local_v2(self) -> Image:
         """No effect: the image carries flyte-infra's runtime, which provides `flyte`."""
