@@ -19,6 +19,7 @@ from flyte_infra.model.resources import Resources
 from flyte_infra.model.task import Task
 
 from . import errors, io, report
+from ._devices import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, Neuron
 from ._local import (
     Cron,
     Run,
@@ -34,12 +35,11 @@ from ._local import (
     init_from_api_key,
     init_from_config,
     init_in_cluster,
-    map,  # noqa: A004  # Flyte's name
+    map,  # Flyte's name
     run,
     trace,
     with_runcontext,
 )
-from ._devices import AMD_GPU, GPU, HABANA_GAUDI, TPU, Device, Neuron
 
 logger = logging.getLogger("flyte")
 """The user's logger, as Flyte's."""

@@ -170,8 +170,7 @@ class _Mapper:
             try:
                 result = func(*arguments)
                 if inspect.isawaitable(result):
-                    awaitable = result
-                    result = _in_thread(lambda awaitable=awaitable: asyncio.run(_awaited(awaitable)))
+                    result = _in_thread(functools.partial(asyncio.run, _awaited(result)))
             except Exception as error:
                 if not return_exceptions:
                     raise
@@ -202,7 +201,7 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-map = _Mapper()  # noqa: A001  # Flyte's name
+map = _Mapper()  # Flyte's name
 
 
 @contextlib.contextmanager
@@ -236,7 +235,9 @@ def current_domain() -> str:
     return os.environ.get("FLYTE_DOMAIN", "development")
 
 
-_custom: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("flyte_custom_context", default=None)
+_custom: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "flyte_custom_context", default=None
+)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,9 @@ __all__ = [
 class BaseRuntimeError(RuntimeError):
     """Flyte's base of run-time errors: `code`, `kind`, `root_cause_message` as Flyte's."""
 
-    def __init__(self, code: str = "", message: str = "", kind: str = "user", worker: str | None = None) -> None:
+    def __init__(
+        self, code: str = "", message: str = "", kind: str = "user", worker: str | None = None
+    ) -> None:
         super().__init__(message or code)
         self.code, self.kind, self.worker = code, kind, worker
         self.root_cause_message = message

@@ -27,11 +27,15 @@ class File(BaseModel, Generic[T]):
     format: str = ""
 
     @classmethod
-    def from_local_sync(cls, local_path: str | Path, remote_destination: str | None = None, **_: Any) -> File[T]:
+    def from_local_sync(
+        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
+    ) -> File[T]:
         return cls(path=str(Path(local_path).resolve()), name=Path(local_path).name)
 
     @classmethod
-    async def from_local(cls, local_path: str | Path, remote_destination: str | None = None, **_: Any) -> File[T]:
+    async def from_local(
+        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
+    ) -> File[T]:
         return cls.from_local_sync(local_path, remote_destination)
 
     @classmethod
@@ -77,11 +81,15 @@ class Dir(BaseModel, Generic[T]):
     format: str = ""
 
     @classmethod
-    def from_local_sync(cls, local_path: str | Path, remote_destination: str | None = None, **_: Any) -> Dir[T]:
+    def from_local_sync(
+        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
+    ) -> Dir[T]:
         return cls(path=str(Path(local_path).resolve()), name=Path(local_path).name)
 
     @classmethod
-    async def from_local(cls, local_path: str | Path, remote_destination: str | None = None, **_: Any) -> Dir[T]:
+    async def from_local(
+        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
+    ) -> Dir[T]:
         return cls.from_local_sync(local_path, remote_destination)
 
     @classmethod

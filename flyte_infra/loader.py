@@ -90,7 +90,8 @@ def use_our_flyte() -> None:
     ours.loader.exec_module(module)
     if other is not None:
         print(
-            f"note: `import flyte` gives flyte-infra's Flyte 2 API, not the Flyte SDK at {Path(other).parent}",
+            "note: `import flyte` gives flyte-infra's Flyte 2 API, not the Flyte SDK at "
+            f"{Path(other).parent}",
             file=sys.stderr,
         )
 

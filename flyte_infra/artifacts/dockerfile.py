@@ -13,9 +13,9 @@ from ..deploy.packages import RUNTIME_REQUIREMENTS
 
 if TYPE_CHECKING:
     from ..deploy.settings import StackSettings
-    from ..model.image import Layer
     from ..loader import Program
     from ..model.environment import TaskEnvironment
+    from ..model.image import Layer
 
 __all__ = ["RUNTIME_REQUIREMENTS", "WORKER_MODULE", "ImageSpec", "image_spec", "write_build_context"]
 

@@ -49,9 +49,7 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
         derived = kubernetes_name(name)
         other = by_kubernetes_name.setdefault(derived, environment)
         if other is not environment:
-            raise NameCollisionError(
-                (other.name, name), derived, (other.defined_at, environment.defined_at)
-            )
+            raise NameCollisionError((other.name, name), derived, (other.defined_at, environment.defined_at))
         found[name] = environment
         names[environment] = name
         dependencies = environment.depends_on

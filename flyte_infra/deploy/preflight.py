@@ -87,7 +87,8 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
                     name,
                     "image",
                     f"flyte.Image.from_ref_name('{environment.unresolved_image}') names no image: Flyte's "
-                    "config ($FLYTECTL_CONFIG, .flyte/config.yaml, ~/.flyte/config.yaml) has no such `images:` entry",
+                    "config ($FLYTECTL_CONFIG, .flyte/config.yaml, ~/.flyte/config.yaml) has no such "
+                    "`images:` entry",
                     f"add images: {{{environment.unresolved_image}: <image uri>}} to the config, or use "
                     "flyte.Image.from_base(uri)",
                 )
@@ -270,7 +271,9 @@ def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...
         opname, argval = instruction.opname, instruction.argval
         if opname in ("LOAD_ATTR", "LOAD_METHOD") and current is not None:
             current[2].append(argval)
-            called = called or _pushes_null(instruction)  # a NULL pushed with the head: the chain's end is called
+            called = called or _pushes_null(
+                instruction
+            )  # a NULL pushed with the head: the chain's end is called
             continue
         close()
         had_callee, previous_callee = previous_callee, ""

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_valid
 from ..deploy.packages import PackageSet, image_python, package_set
 from ..errors import InvalidSpecError, UnsupportedFeatureError
 from .image import Image, Layer
-from .options import PodTemplate, ReusePolicy, check_cache, retry_strategy, timeout_seconds
+from .options import PodTemplate, ReusePolicy, check_cache
 from .resources import Resources
 from .task import Task
 from .validation import FlyteName, SpecModel, dns1123_label, image_reference, kubernetes_name
@@ -84,7 +84,12 @@ class Secret(SpecModel):
     as_env_var: str | None = None
 
     def __init__(
-        self, key: str, group: str | None = None, mount: Any = None, as_env_var: str | None = None, **unknown: Never
+        self,
+        key: str,
+        group: str | None = None,
+        mount: Any = None,
+        as_env_var: str | None = None,
+        **unknown: Never,
     ) -> None:
         if mount is not None:
             raise UnsupportedFeatureError(
@@ -402,18 +407,28 @@ class TaskEnvironment(SpecModel):
             big = train.clone_with("train-big", resources=Resources(gpu="H100:8"))
             ```
         """
-        flyte_options = ("reusable", "pod_template", "cache", "queue", "interruptible", "include", "plugin_config")
+        flyte_options = (
+            "reusable",
+            "pod_template",
+            "cache",
+            "queue",
+            "interruptible",
+            "include",
+            "plugin_config",
+        )
         unknown = sorted(set(options) - set(flyte_options))
         if unknown:
             raise InvalidSpecError(
                 f"TaskEnvironment '{self.name}'",
                 "clone_with",
-                f"unknown field(s) {', '.join(unknown)} "
-                f"(allowed: {', '.join(type(self).model_fields)})",
+                f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
             )
         kept = {option: getattr(self, option) for option in flyte_options[:5]}
         if image is None and self._built_from is not None:
-            image, own_packages = self._built_from, self.packages[: len(self.packages) - len(self._built_from.pip_packages)]
+            image, own_packages = (
+                self._built_from,
+                self.packages[: len(self.packages) - len(self._built_from.pip_packages)],
+            )
         else:
             own_packages = self.packages
         return TaskEnvironment(
@@ -456,8 +471,19 @@ class TaskEnvironment(SpecModel):
         """
 
         known = {
-            "short_name", "cache", "docs", "pod_template", "report", "interruptible", "max_inline_io_bytes",
-            "queue", "triggers", "links", "task_resolver", "entrypoint", "produces_artifacts",
+            "short_name",
+            "cache",
+            "docs",
+            "pod_template",
+            "report",
+            "interruptible",
+            "max_inline_io_bytes",
+            "queue",
+            "triggers",
+            "links",
+            "task_resolver",
+            "entrypoint",
+            "produces_artifacts",
         }
         unknown = sorted(set(options) - known)
         if unknown:

@@ -111,7 +111,11 @@ class Image:
 
     @classmethod
     def from_uv_script(
-        cls, script: str | Path, *, name: str | None = None, python_version: tuple[int, int] | None = None,
+        cls,
+        script: str | Path,
+        *,
+        name: str | None = None,
+        python_version: tuple[int, int] | None = None,
         **_: Any,
     ) -> Image:
         """A Debian base with the dependencies of the script's PEP 723 header (`# /// script`)."""
@@ -205,7 +209,9 @@ class Image:
             (path.relative_to(root).as_posix(), path.read_bytes())
             for path in sorted(root.rglob("*"))
             if path.is_file()
-            and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(root).parts)
+            and not any(
+                part.startswith(".") or part == "__pycache__" for part in path.relative_to(root).parts
+            )
         )
         destination = dst if copy_contents_only else f"{dst.rstrip('/')}/{root.name}"
         return self._with(Layer("copy", (destination, "folder"), files))

@@ -43,7 +43,9 @@ class ReusePolicy:
         low = self.replicas[0] if isinstance(self.replicas, tuple) else self.replicas
         high = self.replicas[1] if isinstance(self.replicas, tuple) else self.replicas
         if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
-            raise ValueError(f"ReusePolicy replicas={self.replicas!r}: give n >= 1 or (min, max), 1 <= min <= max")
+            raise ValueError(
+                f"ReusePolicy replicas={self.replicas!r}: give n >= 1 or (min, max), 1 <= min <= max"
+            )
         if not isinstance(self.concurrency, int) or self.concurrency < 0:
             raise ValueError(f"ReusePolicy concurrency={self.concurrency!r}: give an int >= 0 (0: no limit)")
 
@@ -180,7 +182,8 @@ class PodTemplate:
 
     def allow_fuse(self, privileged: bool = False) -> PodTemplate:
         raise UnsupportedFeatureError(
-            "flyte.PodTemplate.allow_fuse", "FUSE needs /dev/fuse or privilege, which Pod Security 'restricted' forbids"
+            "flyte.PodTemplate.allow_fuse",
+            "FUSE needs /dev/fuse or privilege, which Pod Security 'restricted' forbids",
         )
 
     @property
@@ -218,7 +221,7 @@ def _as_dict(pod_spec: Any) -> dict[str, Any]:
     try:  # a kubernetes.client model: serialised as the API's JSON (camelCase, no None)
         from kubernetes.client import ApiClient
 
-        serialized: dict[str, Any] = ApiClient().sanitize_for_serialization(pod_spec)
+        serialized: dict[str, Any] = ApiClient().sanitize_for_serialization(pod_spec)  # type: ignore[no-untyped-call]
         return serialized
     except ImportError:
         raise UnsupportedFeatureError(

@@ -238,7 +238,10 @@ class GPU(BaseModel):
     def node_selector(self) -> dict[str, str]:
         """Node labels a non-NVIDIA accelerator is selected by, beyond its resource (TPUs: GKE's)."""
         if self.kind == "tpu" and self.device is not None:
-            return {TPU_ACCELERATOR_LABEL: _TPU_LABEL_VALUES[self.device], TPU_TOPOLOGY_LABEL: str(self.partition)}
+            return {
+                TPU_ACCELERATOR_LABEL: _TPU_LABEL_VALUES[self.device],
+                TPU_TOPOLOGY_LABEL: str(self.partition),
+            }
         return {}
 
     def label_values(self, preset: str) -> tuple[str, ...]:

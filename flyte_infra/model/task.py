@@ -124,7 +124,7 @@ class Task(Generic[P, R]):
 
     def forward(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Flyte's direct call of the function body, bypassing routing, retries and timeout."""
-        return self.func(*args, **kwargs)
+        return self.func(*args, **kwargs)  # type: ignore[no-any-return]
 
     def override(self, *, retries: Any = None, timeout: Any = None, **options: Any) -> Task[P, R]:
         """A copy of this task with other options (Flyte's `.override(...)`): `retries` and `timeout`
@@ -144,7 +144,10 @@ class Task(Generic[P, R]):
                 copied.timeout = timeout_seconds(timeout)
         except ValueError as error:
             raise InvalidSpecError(f"task '{self.qualified_name}'", "override", str(error)) from None
-        copied.options = {**self.options, **{key: value for key, value in options.items() if value is not None}}
+        copied.options = {
+            **self.options,
+            **{key: value for key, value in options.items() if value is not None},
+        }
         return copied
 
     def __repr__(self) -> str:

@@ -36,6 +36,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import FlyteInfraError, TaskArgumentError
 from ..loader import load_program
+from .attempts import attempted, attempted_async
 from .client import incoming_deadline
 from .codec import decode_arguments, encode_result
 from .endpoints import (
@@ -44,7 +45,6 @@ from .endpoints import (
     TOKEN_VARIABLE,
     bearer_token,
 )
-from .attempts import attempted, attempted_async
 from .routing import WorkerRouter, use_process_router, use_router
 
 if TYPE_CHECKING:

@@ -23,7 +23,9 @@ def load_source(tmp_path: Path, source: str) -> Program:
     return load_program(str(path))
 
 
-def cli(*args: str, cwd: Path | None = None, pythonpath: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, pythonpath: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """`flyte-infra ARGS` in a subprocess, with this worktree first on PYTHONPATH."""
     environment = {**os.environ, "PYTHONPATH": pythonpath or str(ROOT)}
     return subprocess.run(

@@ -58,7 +58,9 @@ def test_source_files_and_folders_are_copied_into_the_build_context(tmp_path):
 def test_preflight_package_coverage_reads_the_images_pip_packages_and_requirements(tmp_path):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# pinned\nrequests==2.32.3\n")
-    child = flyte.TaskEnvironment("child_env", image=flyte.Image.from_debian_base().with_requirements(requirements))
+    child = flyte.TaskEnvironment(
+        "child_env", image=flyte.Image.from_debian_base().with_requirements(requirements)
+    )
     parent = flyte.TaskEnvironment(
         "parent_env", image=flyte.Image.from_debian_base().with_pip_packages("pyyaml"), depends_on=[child]
     )
@@ -72,11 +74,16 @@ def test_preflight_package_coverage_reads_the_images_pip_packages_and_requiremen
     [
         (lambda: flyte.Image.from_dockerfile("Dockerfile"), "flyte.Image.from_dockerfile"),
         (lambda: flyte.Image.from_debian_base().with_poetry_project("p"), "flyte.Image.with_poetry_project"),
-        (lambda: flyte.Image.from_debian_base().with_pip_packages("x", secret_mounts=["s"]), r"flyte.Image.with_pip_packages\(secret_mounts=...\)"),
+        (
+            lambda: flyte.Image.from_debian_base().with_pip_packages("x", secret_mounts=["s"]),
+            r"flyte.Image.with_pip_packages\(secret_mounts=...\)",
+        ),
     ],
 )
 def test_an_unsupported_builder_method_is_a_one_line_error_naming_it(build, feature):
-    with pytest.raises(UnsupportedFeatureError, match=rf"^{feature}.*is not supported by flyte-infra: [^\n]*$"):
+    with pytest.raises(
+        UnsupportedFeatureError, match=rf"^{feature}.*is not supported by flyte-infra: [^\n]*$"
+    ):
         build()
 
 
@@ -108,7 +115,9 @@ def test_retries_run_out_and_the_last_exception_is_raised(pipeline):
 
 def test_a_timeout_stops_an_async_task_in_process(pipeline):
     module = __import__(pipeline.module_name)
-    with pytest.raises(TaskTimeoutError, match=r"task 'data_prep.slow' did not finish within its timeout of 0.2 s"):
+    with pytest.raises(
+        TaskTimeoutError, match=r"task 'data_prep.slow' did not finish within its timeout of 0.2 s"
+    ):
         flyte.run(module.slow, 5.0)
     assert flyte.run(module.slow, 0.01).outputs() == (0.01,)
 
@@ -153,13 +162,17 @@ def test_reuse_policy_sets_replicas_and_the_workers_concurrency(pipeline):
     graph = build_graph(pipeline.environments)
     deployment = environment_manifests(environment, graph, stack(), "img")[1]
     assert deployment["spec"]["replicas"] == 2
-    variables = {v["name"]: v.get("value") for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    variables = {
+        v["name"]: v.get("value") for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert variables["FLYTE_INFRA_MAX_TASKS"] == "3"
 
 
 def test_a_pod_template_is_merged_into_the_pod_spec(pipeline):
     graph = build_graph(pipeline.environments)
-    template = environment_manifests(pipeline.environment("trainer_gpu"), graph, stack(), "img")[1]["spec"]["template"]
+    template = environment_manifests(pipeline.environment("trainer_gpu"), graph, stack(), "img")[1]["spec"][
+        "template"
+    ]
     assert template["spec"]["nodeSelector"] == {"pool": "gpu"}
     assert template["spec"]["terminationGracePeriodSeconds"] == 120
     assert template["metadata"]["labels"]["team"] == "ml"
@@ -171,11 +184,16 @@ def test_a_pod_template_is_merged_into_the_pod_spec(pipeline):
     [
         ({"hostNetwork": True}, "pod_spec.hostNetwork"),
         ({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, r"pod_spec.volumes\[0\].hostPath"),
-        ({"containers": [{"name": "primary", "securityContext": {"privileged": True}}]}, r"pod_spec.containers\[0\].securityContext"),
+        (
+            {"containers": [{"name": "primary", "securityContext": {"privileged": True}}]},
+            r"pod_spec.containers\[0\].securityContext",
+        ),
     ],
 )
 def test_a_pod_template_that_would_break_pod_security_restricted_is_refused(pod_spec, field):
-    with pytest.raises(InvalidSpecError, match=rf"'templated': pod_template: PodTemplate {field}.*'restricted'"):
+    with pytest.raises(
+        InvalidSpecError, match=rf"'templated': pod_template: PodTemplate {field}.*'restricted'"
+    ):
         flyte.TaskEnvironment("templated", pod_template=flyte.PodTemplate(pod_spec=pod_spec))
 
 
@@ -194,9 +212,9 @@ def test_flyte_task_options_are_accepted_and_unknown_ones_refused():
 
 
 def test_secrets_may_be_one_secret_or_a_string():
-    assert [s.key for s in flyte.TaskEnvironment("one_secret", secrets=flyte.Secret("GITHUB_PAT")).secrets] == [
-        "GITHUB_PAT"
-    ]
+    assert [
+        s.key for s in flyte.TaskEnvironment("one_secret", secrets=flyte.Secret("GITHUB_PAT")).secrets
+    ] == ["GITHUB_PAT"]
     assert [s.env_var for s in flyte.TaskEnvironment("str_secret", secrets="api_key").secrets] == ["API_KEY"]
     grouped = flyte.Secret(group="my_group", key="token")
     assert grouped.secret_name == "my-group"

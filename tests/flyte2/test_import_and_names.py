@@ -48,7 +48,9 @@ def test_when_another_flyte_package_comes_first_the_loader_uses_ours_and_says_so
     module.write_text("import flyte\nenv = flyte.TaskEnvironment('with_sdk')\n")
     completed = cli("check", str(module), cwd=tmp_path, pythonpath=f"{tmp_path / 'site'}:{ROOT}")
     assert completed.returncode == 0, completed.stderr
-    assert completed.stderr.startswith("note: `import flyte` gives flyte-infra's Flyte 2 API, not the Flyte SDK at")
+    assert completed.stderr.startswith(
+        "note: `import flyte` gives flyte-infra's Flyte 2 API, not the Flyte SDK at"
+    )
 
 
 def test_the_worker_image_carries_the_flyte_package_on_its_python_path():
@@ -94,5 +96,8 @@ def test_names_flyte_rejects_are_rejected(name):
 def test_two_environments_whose_kubernetes_names_collide_are_an_error_naming_both():
     first = flyte.TaskEnvironment("train_gpu")
     second = flyte.TaskEnvironment("train-gpu", depends_on=[first])
-    with pytest.raises(NameCollisionError, match=r"'train-gpu' .* and 'train_gpu' .* both become the Kubernetes name 'train-gpu'"):
+    with pytest.raises(
+        NameCollisionError,
+        match=r"'train-gpu' .* and 'train_gpu' .* both become the Kubernetes name 'train-gpu'",
+    ):
         build_graph([second])

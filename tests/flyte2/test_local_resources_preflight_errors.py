@@ -41,7 +41,9 @@ def test_flyte_run_runs_the_task_here_and_returns_a_run_with_its_outputs():
 
 
 def test_a_remote_run_context_is_a_one_line_error_naming_it():
-    with pytest.raises(UnsupportedFeatureError, match=r"^flyte.with_runcontext\(mode='remote'\) is not supported"):
+    with pytest.raises(
+        UnsupportedFeatureError, match=r"^flyte.with_runcontext\(mode='remote'\) is not supported"
+    ):
         flyte.with_runcontext(mode="remote")
 
 
