@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel
 
@@ -19,39 +19,47 @@ __all__ = ["DataFrame", "Dir", "File"]
 T = TypeVar("T")
 
 
-class File(BaseModel, Generic[T]):
-    """A file by path (`path`), as Flyte's File."""
+class _ByPath(BaseModel):
+    """A file or directory by path, and Flyte's constructors of one."""
 
     path: str
     name: str | None = None
     format: str = ""
 
     @classmethod
-    def from_local_sync(
-        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
-    ) -> File[T]:
+    def from_local_sync(cls, local_path: str | Path, remote_destination: str | None = None, **_: Any) -> Self:
         return cls(path=str(Path(local_path).resolve()), name=Path(local_path).name)
 
     @classmethod
     async def from_local(
         cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
-    ) -> File[T]:
+    ) -> Self:
         return cls.from_local_sync(local_path, remote_destination)
 
     @classmethod
-    def from_existing_remote(cls, remote_path: str, **_: Any) -> File[T]:
+    def from_existing_remote(cls, remote_path: str, **_: Any) -> Self:
         return cls(path=remote_path, name=Path(remote_path).name)
+
+    async def exists(self) -> bool:
+        return self.exists_sync()
+
+    def exists_sync(self) -> bool:
+        return Path(self.path).exists()
+
+    async def download(self, local_path: str | Path | None = None) -> str:
+        return self.download_sync(local_path)
+
+    def download_sync(self, local_path: str | Path | None = None) -> str:
+        raise NotImplementedError
+
+
+class File(_ByPath, Generic[T]):
+    """A file by path (`path`), as Flyte's File."""
 
     @classmethod
     def new_remote(cls, file_name: str | None = None, **_: Any) -> File[T]:
         directory = tempfile.mkdtemp(prefix="flyte-file-")
         return cls(path=os.path.join(directory, file_name or "file"), name=file_name)
-
-    def exists_sync(self) -> bool:
-        return Path(self.path).exists()
-
-    async def exists(self) -> bool:
-        return self.exists_sync()
 
     @contextlib.contextmanager
     def open_sync(self, mode: str = "rb", **_: Any) -> Iterator[IO[Any]]:
@@ -69,32 +77,9 @@ class File(BaseModel, Generic[T]):
         shutil.copyfile(self.path, local_path)
         return str(local_path)
 
-    async def download(self, local_path: str | Path | None = None) -> str:
-        return self.download_sync(local_path)
 
-
-class Dir(BaseModel, Generic[T]):
+class Dir(_ByPath, Generic[T]):
     """A directory by path, as Flyte's Dir."""
-
-    path: str
-    name: str | None = None
-    format: str = ""
-
-    @classmethod
-    def from_local_sync(
-        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
-    ) -> Dir[T]:
-        return cls(path=str(Path(local_path).resolve()), name=Path(local_path).name)
-
-    @classmethod
-    async def from_local(
-        cls, local_path: str | Path, remote_destination: str | None = None, **_: Any
-    ) -> Dir[T]:
-        return cls.from_local_sync(local_path, remote_destination)
-
-    @classmethod
-    def from_existing_remote(cls, remote_path: str, **_: Any) -> Dir[T]:
-        return cls(path=remote_path, name=Path(remote_path).name)
 
     def walk_sync(self, recursive: bool = True, **_: Any) -> Iterator[File[Any]]:
         pattern = "**/*" if recursive else "*"
@@ -115,17 +100,11 @@ class Dir(BaseModel, Generic[T]):
     def exists_sync(self) -> bool:
         return Path(self.path).is_dir()
 
-    async def exists(self) -> bool:
-        return self.exists_sync()
-
     def download_sync(self, local_path: str | Path | None = None) -> str:
         if local_path is None:
             return self.path
         shutil.copytree(self.path, local_path, dirs_exist_ok=True)
         return str(local_path)
-
-    async def download(self, local_path: str | Path | None = None) -> str:
-        return self.download_sync(local_path)
 
 
 class DataFrame(BaseModel):

@@ -20,7 +20,11 @@ normalised from the error line (file names and line numbers removed).
 Every command runs under `unshare -n` when available (a network namespace with no interfaces
 up), so module-level code of the examples cannot reach the network.
 
+Copied from the issue-17 research (/work/flyte-compat); defaults changed to this worktree's `flyte`
+and `python -m flyte_infra.cli`.
+
 Usage:
+    python benchmarks/flyte_compat/measure.py                # this worktree, base set (118 files)
     python measure.py --flyte-path shim                      # baseline, base set (118 files)
     python measure.py --flyte-path shim --set extended       # flyte.io / errors / report set
     python measure.py --flyte-path DIR --json out.json --details
@@ -159,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", choices=["base", "extended"], default="base")
     parser.add_argument(
         "--flyte-path",
-        default=str(HERE / "shim"),
-        help="directory put first on PYTHONPATH that provides `flyte` (default: the baseline shim)",
+        default=str(HERE.parent.parent),
+        help="directory put first on PYTHONPATH that provides `flyte` (default: this worktree)",
     )
     parser.add_argument(
         "--allow",
@@ -169,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODULE",
         help="extra allowed top-level modules for selection (default: typing_extensions -> 118 files)",
     )
-    parser.add_argument("--cli", default="flyte-infra", help="the CLI to run (split on spaces)")
+    parser.add_argument(
+        "--cli", default=f"{sys.executable} -m flyte_infra.cli", help="the CLI to run (split on spaces)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 4)
     parser.add_argument("--no-isolate", action="store_true", help="do not run under `unshare -n`")

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_EXAMPLES = HERE / "examples-7e2d4231"
+DEFAULT_EXAMPLES = Path(os.environ.get("FLYTE_EXAMPLES", "/work/flyte-compat/examples-7e2d4231"))
+"""flyte-sdk's examples/ at commit 7e2d4231 (set FLYTE_EXAMPLES to a checkout's examples/)."""
 STDLIB = frozenset(sys.stdlib_module_names)
 EXTRA_FLYTE = ("flyte.io", "flyte.errors", "flyte.report")
 

@@ -237,3 +237,15 @@ def test_plan_piped_into_a_reader_that_stops_ends_quietly(tmp_path):
 def test_every_flyte2_module_here_loads_through_the_loader():
     for path in sorted(MODULES.glob("*.py")):
         assert load_program(str(path)).environments
+
+
+def test_flyte_io_files_and_dirs_are_local_paths_that_travel_as_json(tmp_path):
+    from flyte.io import Dir, File
+
+    (tmp_path / "a.txt").write_text("hello")
+    file = File.from_local_sync(tmp_path / "a.txt")
+    with file.open_sync("r") as handle:
+        assert handle.read() == "hello"
+    assert File.model_validate_json(file.model_dump_json()) == file
+    assert [f.name for f in Dir.from_local_sync(tmp_path).walk_sync()] == ["a.txt"]
+    assert file.download_sync(tmp_path / "b.txt") == str(tmp_path / "b.txt")
