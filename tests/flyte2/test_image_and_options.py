@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 
@@ -225,3 +226,16 @@ def test_clone_with_takes_the_name_positionally_and_keeps_the_image_build(pipeli
     assert clone.image_layers == pipeline.environment("data_prep").image_layers
     assert clone.packages == ["pyyaml>=6"]
     assert clone.reusable is None
+
+
+def test_a_worker_process_loads_a_flyte2_module_and_honours_retries_and_timeout(worker):
+    from ..workers import free_port, post, wait_healthy
+
+    port = free_port()
+    worker(str(MODULES / "pipeline_flyte2.py"), "data_prep", port)
+    wait_healthy(port)
+    status, body, served_by = post(port, "flaky", {"x": 4})
+    assert (status, body["result"], served_by) == (200, 40, "data_prep")
+    status, body, _ = post(port, "slow", {"seconds": 5.0})
+    assert status != 200
+    assert "TaskTimeoutError" in json.dumps(body)
