@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -100,7 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--arg '{item}': write it as name=value", subject="--arg")
         raw_args[name] = value
     program = load_program(args.module)
-    print(json.dumps(run_task(program, args.task, raw_args), indent=2))
+    try:
+        result = run_task(program, args.task, raw_args)
+    except FlyteInfraError:
+        raise
+    except Exception as error:  # the task's own exception: one line, the traceback with --verbose
+        if args.verbose or args.debug:
+            traceback.print_exception(error)
+        message = str(error).splitlines()[0] if str(error) else ""
+        print(f"error: task '{args.task}' failed: {type(error).__name__}: {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -243,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--arg", action="append", default=[], metavar="NAME=VALUE", help="an argument (JSON or text)"
     )
+    run.add_argument("-v", "--verbose", action="store_true", help="print the traceback of a task's exception")
     for name, handler in (("build", cmd_build), ("render", cmd_render)):
         sub = command(name, handler)
         sub.add_argument("--stack", required=True, help="stack whose settings to use: dev, staging, prod")
@@ -274,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `flyte-infra plan X | head`: the reader has gone, end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except FlyteInfraError as error:
         if args.debug:  # URL credentials masked: the chain holds the values as given
             print(masked("".join(traceback.format_exception(error))), end="", file=sys.stderr)

@@ -31,12 +31,15 @@ __all__ = [
     "InvalidSpecError",
     "LoadError",
     "ModuleExitError",
+    "NameCollisionError",
     "PreflightError",
     "PromotionError",
     "RemoteTaskError",
     "ServiceError",
     "StackConfigError",
     "TaskArgumentError",
+    "TaskTimeoutError",
+    "UnsupportedFeatureError",
     "UsageError",
 ]
 
@@ -106,6 +109,54 @@ class DuplicateEnvironmentError(GraphError):
             f"two environments are named '{name}': one defined at {locations[0]}, "
             f"the other at {locations[1]}; give each a unique name (clone_with('other-name') for a copy)"
         )
+
+
+class NameCollisionError(GraphError):
+    """Two environments whose Flyte names differ derive the same Kubernetes name.
+
+    Args:
+        names: The two Flyte names.
+        kubernetes_name: The name both derive.
+        locations: Where each of the two was defined (`file:line`).
+    """
+
+    def __init__(self, names: tuple[str, str], kubernetes_name: str, locations: tuple[str, str]) -> None:
+        self.names = names
+        self.kubernetes_name = kubernetes_name
+        self.locations = locations
+        super().__init__(
+            f"environments '{names[0]}' (defined at {locations[0]}) and '{names[1]}' (defined at "
+            f"{locations[1]}) both become the Kubernetes name '{kubernetes_name}'; rename one of them"
+        )
+
+
+class UnsupportedFeatureError(FlyteInfraError, ValueError):
+    """A Flyte 2 feature that flyte-infra does not support here.
+
+    Args:
+        feature: The feature, as the user wrote it (e.g. `flyte.Image.from_dockerfile`).
+        reason: Why, and what to do instead.
+    """
+
+    def __init__(self, feature: str, reason: str) -> None:
+        self.feature = feature
+        self.reason = reason
+        super().__init__(f"{feature} is not supported by flyte-infra: {reason}")
+
+
+class TaskTimeoutError(FlyteInfraError, TimeoutError):
+    """An attempt of a task ran longer than its `timeout` (a sync task's thread cannot be stopped:
+    it is abandoned and runs to its end).
+
+    Args:
+        task: The task, `environment.task`.
+        seconds: Its timeout.
+    """
+
+    def __init__(self, task: str, seconds: float) -> None:
+        self.task = task
+        self.seconds = seconds
+        super().__init__(f"task '{task}' did not finish within its timeout of {seconds:g} s")
 
 
 class CycleError(GraphError):

@@ -8,6 +8,7 @@ import functools
 import importlib
 import importlib.machinery
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -80,6 +81,45 @@ def _check_module_name(reference: str) -> None:
         )
 
 
+_OUR_FLYTE = Path(__file__).resolve().parent.parent / "flyte"
+"""The `flyte` package that ships with flyte-infra: Flyte 2's API over flyte_infra."""
+
+
+def use_our_flyte() -> None:
+    """Make `import flyte` give flyte-infra's `flyte` in this process. When the real Flyte SDK would
+    be imported instead (installed, or imported already), ours takes its place in sys.modules for
+    the user's modules, with a one-line note on stderr."""
+    loaded = sys.modules.get("flyte")
+    if loaded is not None and _is_ours(getattr(loaded, "__file__", None)):
+        return
+    if loaded is None:
+        spec = importlib.machinery.PathFinder.find_spec("flyte", sys.path)
+        if spec is not None and _is_ours(spec.origin):
+            return
+    if not (_OUR_FLYTE / "__init__.py").is_file():
+        return  # flyte-infra installed without its `flyte` package: the user's import decides
+    other = getattr(loaded, "__file__", None) or (spec.origin if spec is not None else None)
+    for name in [name for name in sys.modules if name == "flyte" or name.startswith("flyte.")]:
+        del sys.modules[name]
+    ours = importlib.util.spec_from_file_location(
+        "flyte", _OUR_FLYTE / "__init__.py", submodule_search_locations=[str(_OUR_FLYTE)]
+    )
+    assert ours is not None and ours.loader is not None
+    module = importlib.util.module_from_spec(ours)
+    sys.modules["flyte"] = module
+    ours.loader.exec_module(module)
+    if other is not None:
+        print(
+            "note: `import flyte` gives flyte-infra's Flyte 2 API, not the Flyte SDK at "
+            f"{Path(other).parent}",
+            file=sys.stderr,
+        )
+
+
+def _is_ours(origin: str | None) -> bool:
+    return origin is not None and Path(origin).resolve().parent == _OUR_FLYTE
+
+
 def _import(reference: str) -> ModuleType:
     with _stdout_to_stderr():
         return _import_quietly(reference)
@@ -108,6 +148,7 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def _import_quietly(reference: str) -> ModuleType:
     path = Path(reference)
+    use_our_flyte()
     try:
         if reference.endswith(".py"):
             if not path.is_file():
@@ -312,7 +353,7 @@ def _imported_names(source: Path, module: str, is_package: bool) -> list[str]:
 
 
 _STDLIB = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
-_NOT_USERS = (*(Path(directory).resolve() for directory in _STDLIB), _FLYTE_INFRA_DIR)
+_NOT_USERS = (*(Path(directory).resolve() for directory in _STDLIB), _FLYTE_INFRA_DIR, _OUR_FLYTE)
 """Code no image needs to carry: the standard library, and flyte_infra (the image has its own)."""
 
 

@@ -8,6 +8,7 @@ from ..deploy.graph import EnvironmentGraph
 from ..deploy.settings import StackSettings
 from ..errors import InvalidSpecError
 from ..model.environment import TaskEnvironment
+from ..model.validation import kubernetes_name
 from ..runtime.endpoints import ENDPOINT_TEMPLATE_VARIABLE, TOKEN_VARIABLE
 
 __all__ = [
@@ -46,8 +47,10 @@ Manifest = dict[str, Any]
 
 
 def service_dns(environment: str, settings: StackSettings) -> str:
-    """`<environment>.<namespace>.svc.<cluster domain>`: the address of an environment's Service."""
-    return f"{environment}.{settings.namespace}.svc.{settings.cluster_domain}"
+    """`<service>.<namespace>.svc.<cluster domain>`: the address of an environment's Service, whose
+    name is derived from the environment's (`kubernetes_name`). `{env}` stays a template slot."""
+    service = environment if environment == "{env}" else kubernetes_name(environment)
+    return f"{service}.{settings.namespace}.svc.{settings.cluster_domain}"
 
 
 def _labels(name: str) -> dict[str, str]:
@@ -98,7 +101,7 @@ def environment_manifests(
     InvalidSpecError when the GPU model has no node label value or a variable is defined twice.
     Callers check the settings against the whole graph once (`StackSettings.check_environments`).
     """
-    name = environment.name
+    name = environment.kubernetes_name
     return [
         {
             "apiVersion": "v1",
@@ -117,7 +120,7 @@ def environment_manifests(
                 "ports": [{"name": "http", "port": settings.port, "targetPort": "http", "protocol": "TCP"}],
             },
         },
-        _network_policy(name, graph, settings),
+        _network_policy(environment.name, graph, settings),
     ]
 
 
@@ -132,6 +135,8 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
         }
         for secret in environment.secrets
     ]
+    if environment.reusable is not None and environment.reusable.concurrency > 0:
+        variables.append({"name": "FLYTE_INFRA_MAX_TASKS", "value": str(environment.reusable.concurrency)})
     template = f"http://{service_dns('{env}', settings)}:{settings.port}"
     variables.append({"name": ENVIRONMENT_VARIABLE, "value": environment.name})
     variables.append({"name": ENDPOINT_TEMPLATE_VARIABLE, "value": template})
@@ -153,15 +158,17 @@ def _environment_variables(environment: TaskEnvironment, settings: StackSettings
 
 
 def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref: str) -> Manifest:
-    name = environment.name
+    name = environment.kubernetes_name
     gpu = environment.resources.gpu
     labels = settings.accelerator_labels
-    requests, limits = environment.resources.requests_and_limits(labels.resource_name(gpu) if gpu else None)
+    requests, limits = environment.resources.requests_and_limits(
+        labels.resource_name(gpu) if gpu is not None and gpu.kind == "nvidia" else None
+    )
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container: dict[str, Any] = {
         "name": "worker",
         "image": image_ref,
-        "args": ["--env", name, "--port", str(settings.port)],
+        "args": ["--env", environment.name, "--port", str(settings.port)],
         "ports": [{"name": "http", "containerPort": settings.port, "protocol": "TCP"}],
         "env": _environment_variables(environment, settings),
         "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 1},
@@ -193,19 +200,67 @@ def _deployment(environment: TaskEnvironment, settings: StackSettings, image_ref
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    if gpu is not None:
-        pod["affinity"] = {"nodeAffinity": labels.node_affinity(gpu, name)}
+    if environment.resources.shm is not None:
+        shm = {"medium": "Memory"}
+        if environment.resources.shm != "auto":
+            shm["sizeLimit"] = environment.resources.shm
+        pod["volumes"].append({"name": "dshm", "emptyDir": shm})
+        container["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
+    if gpu is not None and gpu.kind == "nvidia":
+        if gpu.device is not None:  # gpu=<count>: any node with NVIDIA GPUs
+            pod["affinity"] = {"nodeAffinity": labels.node_affinity(gpu, name)}
         pod["tolerations"] = [dict(GPU_TOLERATION)]
+    elif gpu is not None:  # other vendors: the device plugin's resource selects nodes; TPUs by label too
+        if gpu.node_selector:
+            pod["nodeSelector"] = gpu.node_selector
+        pod["tolerations"] = [{"key": gpu.resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+    template_metadata: dict[str, Any] = {"labels": _labels(name)}
+    if environment.pod_template is not None:
+        template_metadata = _merge_pod_template(environment, pod, container, template_metadata)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(name, settings),
         "spec": {
-            "replicas": settings.replicas_of(name),
+            "replicas": _replicas(environment, settings),
             "selector": {"matchLabels": {ENVIRONMENT_LABEL: name}},
-            "template": {"metadata": {"labels": _labels(name)}, "spec": pod},
+            "template": {"metadata": template_metadata, "spec": pod},
         },
     }
+
+
+def _replicas(environment: TaskEnvironment, settings: StackSettings) -> int:
+    """The stack's replicasPerEnvironment entry, else the environment's ReusePolicy (its minimum),
+    else the stack's `replicas`."""
+    if environment.name in settings.replicas_per_environment or environment.reusable is None:
+        return settings.replicas_of(environment.name)
+    return environment.reusable.min_replicas
+
+
+def _merge_pod_template(
+    environment: TaskEnvironment, pod: dict[str, Any], container: dict[str, Any], metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """The pod template's allowed fields (PodTemplate.spec) merged into `pod` and the worker container;
+    lists are appended to, maps updated, other values replaced; flyte-infra's labels win."""
+    template = environment.pod_template
+    assert template is not None
+    spec = template.spec
+    for key, value in spec.items():
+        if key == "containers":
+            for source in value:
+                for field, items in source.items():
+                    if field != "name":
+                        container[field] = [*container.get(field, []), *items]
+        elif isinstance(value, list):
+            pod[key] = [*pod.get(key, []), *value]
+        elif isinstance(value, dict) and isinstance(pod.get(key), dict):
+            pod[key] = {**pod[key], **value}
+        else:
+            pod[key] = value
+    merged = {**metadata, "labels": {**dict(template.labels or {}), **metadata["labels"]}}
+    if template.annotations:
+        merged["annotations"] = dict(template.annotations)
+    return merged
 
 
 def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings) -> Manifest:
@@ -217,7 +272,8 @@ def _network_policy(name: str, graph: EnvironmentGraph, settings: StackSettings)
     any other namespace is not admitted, whatever labels it gives itself; and every call must also
     carry the namespace's token (`TOKEN_SECRET`).
     """
-    dependents = sorted(graph.dependent_closure(name))
+    dependents = sorted(map(kubernetes_name, graph.dependent_closure(name)))
+    name = kubernetes_name(name)
     client = {"matchLabels": {CLIENT_LABEL: "client"}}
     sources: list[dict[str, Any]] = (
         [

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..errors import CycleError, DuplicateEnvironmentError
+from ..errors import CycleError, DuplicateEnvironmentError, NameCollisionError
+from ..model.validation import kubernetes_name
 
 if TYPE_CHECKING:
     from ..model.environment import TaskEnvironment
@@ -19,7 +20,8 @@ __all__ = ["Edges", "EnvironmentGraph", "build_graph", "discover", "discover_edg
 def discover(roots: Iterable[TaskEnvironment]) -> list[TaskEnvironment]:
     """Every environment reachable from `roots` through depends_on, roots first, each once.
 
-    Raises DuplicateEnvironmentError when two different environments share a name.
+    Raises DuplicateEnvironmentError when two different environments share a name, and
+    NameCollisionError when two names derive one Kubernetes name (`train_gpu`, `train-gpu`).
     """
     return list(discover_edges(roots)[0].values())
 
@@ -31,6 +33,7 @@ Edges = dict[str, tuple[str, ...]]
 def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvironment], Edges]:
     """`discover`'s environments by name, and their edges, in one walk."""
     found: dict[str, TaskEnvironment] = {}
+    by_kubernetes_name: dict[str, TaskEnvironment] = {}
     names: dict[TaskEnvironment, str] = {}  # hashed by identity: a visited dependency is not read again
     depends_on: list[list[TaskEnvironment]] = []  # each found environment's, read once, in `found` order
     stack = list(roots)
@@ -43,6 +46,10 @@ def discover_edges(roots: Iterable[TaskEnvironment]) -> tuple[dict[str, TaskEnvi
         known = found.get(name)
         if known is not None:
             raise DuplicateEnvironmentError(name, (known.defined_at, environment.defined_at))
+        derived = kubernetes_name(name)
+        other = by_kubernetes_name.setdefault(derived, environment)
+        if other is not environment:
+            raise NameCollisionError((other.name, name), derived, (other.defined_at, environment.defined_at))
         found[name] = environment
         names[environment] = name
         dependencies = environment.depends_on

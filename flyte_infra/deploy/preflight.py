@@ -80,6 +80,19 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
     package_sets: dict[str, PackageSet] = {}
     calls: dict[Task[..., Any], list[Task[..., Any]]] = {}
     for name, environment in environments.items():
+        if environment.unresolved_image is not None:
+            findings.append(
+                Finding(
+                    "error",
+                    name,
+                    "image",
+                    f"flyte.Image.from_ref_name('{environment.unresolved_image}') names no image: Flyte's "
+                    "config ($FLYTECTL_CONFIG, .flyte/config.yaml, ~/.flyte/config.yaml) has no such "
+                    "`images:` entry",
+                    f"add images: {{{environment.unresolved_image}: <image uri>}} to the config, or use "
+                    "flyte.Image.from_base(uri)",
+                )
+            )
         packages = package_sets[name] = environment.package_set
         findings.extend(_runtime_findings(name, runtime_conflicts(packages)))
         for task in environment.tasks.values():
@@ -122,9 +135,13 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
 def _package_findings(
     environments: Mapping[str, TaskEnvironment], package_sets: Mapping[str, PackageSet], edges: Edges
 ) -> Iterator[Finding]:
-    for parent, children in edges.items():
+    """Each environment's packages must cover those of every environment it reaches through
+    depends_on (the transitive closure), so one pass names everything each one must add."""
+    for parent, direct in edges.items():
         have = package_sets[parent]
-        for child in children:
+        reported: set[str] = set()
+        indirect = sorted(reachable(parent, edges) - set(direct) - {parent})
+        for child in [*direct, *indirect]:
             need = package_sets[child]
             if need.values <= have.values:  # every child line verbatim in the parent: covered
                 continue
@@ -134,12 +151,16 @@ def _package_findings(
                 except ValueError as error:
                     yield _contradiction(parent, child, have.python, error)
                     continue
+            how = "depends on" if child in direct else "depends (through depends_on) on"
             for problem in missing_coverage(have, need):
+                if problem.package in reported:  # already named for a nearer environment
+                    continue
+                reported.add(problem.package)
                 yield Finding(
                     problem.severity,
                     parent,
                     f"package '{problem.package}'",
-                    f"depends on '{child}', whose packages it must include: {problem.problem}",
+                    f"{how} '{child}', whose packages it must include: {problem.problem}",
                     f"in '{parent}' packages, {problem.fix}",
                 )
 
@@ -192,8 +213,10 @@ def _call_findings(calls: Calls, edges: Edges) -> Iterator[Finding]:
 
 
 def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
-    """Tasks that `task`'s body refers to: module globals, closure variables, `module.task` attributes,
-    in the function and in functions nested in it."""
+    """Tasks that `task`'s body calls: module globals, closure variables, `module.task` attributes,
+    in the function and in functions nested in it. A task called (`t(...)`, `t.aio(...)`,
+    `t.override(...)(...)`) or mapped (`flyte.map(t, ...)`, `partial(t, ...)`) counts; a task only
+    passed on as a value (`return t`, `register(t)`) does not."""
     function = task.func
     closure = {
         name: _cell_value(cell)
@@ -201,20 +224,29 @@ def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
     }
     found: dict[Task[..., Any], None] = {}  # in order of first reference, each once
     for code in _code_objects(function.__code__):
-        for source, name, attributes in _references(code, code is function.__code__):
+        for source, name, attributes, called, mapped in _references(code, code is function.__code__):
             current = (function.__globals__ if source == "global" else closure).get(name)
-            for attribute in (None, *attributes):
+            for position, attribute in enumerate((None, *attributes)):
                 if attribute is not None:
                     if not isinstance(current, types.ModuleType):
                         break
                     current = getattr(current, attribute, None)
-                if isinstance(current, Task) and current is not task:
+                last = position == len(attributes)
+                if isinstance(current, Task) and current is not task and (not last or called or mapped):
                     found[current] = None
     return list(found)
 
 
-Reference = tuple[str, str, tuple[str, ...]]
-"""("global" | "closure", a name the code loads, the attributes it then reads of it, in order)."""
+Reference = tuple[str, str, tuple[str, ...], bool, bool]
+"""("global" | "closure", a name the code loads, the attributes it then reads of it, in order,
+whether the last of them is called, whether it follows a `map`/`partial` callee (its argument))."""
+
+_MAPPERS = frozenset({"map", "partial"})
+
+
+def _pushes_null(instruction: dis.Instruction) -> bool:
+    """A load that is the callee of a call (3.11+: NULL pushed with it, or a method load)."""
+    return instruction.opname == "LOAD_METHOD" or instruction.argrepr.startswith(("NULL + ", "NULL|self + "))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -225,20 +257,40 @@ def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...
     object; what the names refer to is looked up on every call."""
     references: list[Reference] = []
     current: tuple[str, str, list[str]] | None = None
+    called = null_pushed = after_mapper = False
+    previous_callee = ""
+
+    def close() -> None:
+        nonlocal current, previous_callee
+        if current is not None:
+            references.append((current[0], current[1], tuple(current[2]), called, after_mapper))
+            previous_callee = (current[2][-1] if current[2] else current[1]) if called else ""
+            current = None
+
     for instruction in dis.get_instructions(code):
         opname, argval = instruction.opname, instruction.argval
         if opname in ("LOAD_ATTR", "LOAD_METHOD") and current is not None:
             current[2].append(argval)
+            called = called or _pushes_null(
+                instruction
+            )  # a NULL pushed with the head: the chain's end is called
             continue
-        if current is not None:
-            references.append((current[0], current[1], tuple(current[2])))
-            current = None
+        close()
+        had_callee, previous_callee = previous_callee, ""
+        if opname == "PUSH_NULL":
+            null_pushed, previous_callee = True, had_callee
+            continue
         if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
             current = ("global", argval, [])
         elif opname in ("LOAD_DEREF", "LOAD_CLOSURE") and own_closure:
             current = ("closure", argval, [])
-    if current is not None:
-        references.append((current[0], current[1], tuple(current[2])))
+        if current is not None:
+            called = null_pushed or _pushes_null(instruction)
+            after_mapper = had_callee in _MAPPERS and not called
+        elif opname == "CACHE":
+            previous_callee = had_callee
+        null_pushed = False
+    close()
     return tuple(references)
 
 

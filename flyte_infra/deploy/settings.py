@@ -111,7 +111,7 @@ class AcceleratorLabels(SpecModel):
         """A required node affinity selecting nodes of `gpu`'s model by any of its label values (an
         A100 is an SXM4 or a PCIe card); InvalidSpecError naming `environment` when neither
         `values` nor the preset knows the model."""
-        values = self.values.get(gpu.device) or (gpu.label_values(self.preset) if self.preset else ())
+        values = self.values.get(gpu.device or "") or (gpu.label_values(self.preset) if self.preset else ())
         if not values:
             under = f"under preset '{self.preset}'" if self.preset else "in acceleratorLabels.values"
             raise InvalidSpecError(

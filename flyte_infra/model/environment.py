@@ -12,10 +12,12 @@ from typing import Any, Never, ParamSpec, TypeVar, overload
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from ..deploy.packages import PackageSet, image_python, package_set
-from ..errors import InvalidSpecError
+from ..errors import InvalidSpecError, UnsupportedFeatureError
+from .image import Image, Layer
+from .options import PodTemplate, ReusePolicy, check_cache
 from .resources import Resources
 from .task import Task
-from .validation import ServiceName, SpecModel, dns1123_label, image_reference
+from .validation import FlyteName, SpecModel, dns1123_label, image_reference, kubernetes_name
 
 __all__ = ["DEFAULT_IMAGE", "Secret", "TaskEnvironment"]
 
@@ -81,6 +83,20 @@ class Secret(SpecModel):
     group: str | None = None
     as_env_var: str | None = None
 
+    def __init__(
+        self,
+        key: str,
+        group: str | None = None,
+        mount: Any = None,
+        as_env_var: str | None = None,
+        **unknown: Never,
+    ) -> None:
+        if mount is not None:
+            raise UnsupportedFeatureError(
+                "flyte.Secret(mount=...)", "secrets reach the worker as environment variables; use as_env_var"
+            )
+        super().__init__(key=key, group=group, as_env_var=as_env_var, **unknown)
+
     @field_validator("key")
     @classmethod
     def _check_key(cls, value: str) -> str:
@@ -92,7 +108,7 @@ class Secret(SpecModel):
     @classmethod
     def _check_group(cls, value: str | None) -> str | None:
         if value is not None:
-            dns1123_label(value)
+            dns1123_label(value.lower().replace("_", "-"))  # a Flyte group name: `_` becomes `-`
         return value
 
     @field_validator("as_env_var")
@@ -129,7 +145,8 @@ class TaskEnvironment(SpecModel):
     the field. Environments compare by identity; names must be unique within a program.
 
     Args:
-        name: The environment's name, also its Kubernetes Service's: a DNS-1035 label.
+        name: The environment's name, as Flyte spells it (`train_gpu`, `train-gpu`); its Kubernetes
+            objects are named `kubernetes_name`, derived from it.
         image: The base image to install the packages into.
         packages: PEP 508 requirement lines; they must cover the packages of `depends_on`.
         resources: Requests and limits of the environment's worker.
@@ -154,7 +171,7 @@ class TaskEnvironment(SpecModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    name: ServiceName
+    name: FlyteName
     image: str = DEFAULT_IMAGE
     packages: list[str] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
@@ -162,27 +179,63 @@ class TaskEnvironment(SpecModel):
     env_vars: dict[str, str] = Field(default_factory=dict)
     secrets: list[Secret] = Field(default_factory=list)
     description: str | None = None
+    reusable: ReusePolicy | None = None
+    pod_template: PodTemplate | None = None
+    cache: Any = "disable"
+    queue: str | None = None
+    interruptible: bool = False
 
     _tasks: dict[str, Task[..., Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
+    _image_layers: tuple[Layer, ...] = PrivateAttr(default=())
+    _built_from: Image | None = PrivateAttr(default=None)
 
     def __init__(
         self,
         name: str,
-        image: str = DEFAULT_IMAGE,
+        image: str | Image | None = DEFAULT_IMAGE,
         *,
         packages: Sequence[str] = (),
         resources: Resources | None = None,
         depends_on: Sequence[TaskEnvironment] = (),
         env_vars: Mapping[str, str] | None = None,
-        secrets: Sequence[Secret | str] = (),
+        secrets: Sequence[Secret | str] | Secret | str | None = (),
         description: str | None = None,
+        reusable: ReusePolicy | None = None,
+        pod_template: PodTemplate | str | None = None,
+        cache: Any = "disable",
+        queue: str | None = None,
+        interruptible: bool = False,
+        include: Sequence[str] = (),
+        plugin_config: Any = None,
         **unknown: Never,
     ) -> None:
+        if plugin_config is not None:
+            raise UnsupportedFeatureError(
+                f"TaskEnvironment '{name}': plugin_config ({type(plugin_config).__name__})",
+                "Flyte plugins (Ray, Spark, Dask, ...) have no flyte-infra equivalent",
+            )
+        if isinstance(pod_template, str):
+            raise UnsupportedFeatureError(
+                f"TaskEnvironment '{name}': pod_template={pod_template!r:.60}",
+                "named pod templates live in Flyte's cluster; give a flyte.PodTemplate",
+            )
+        built_from = image if isinstance(image, Image) else None
+        if built_from is not None:
+            image, packages = built_from.base, [*packages, *built_from.pip_packages]
+        elif image is None or image == "auto":
+            image = DEFAULT_IMAGE
+        if secrets is None or isinstance(secrets, (str, Secret)):
+            secrets = [] if secrets is None else [secrets]
         fields: dict[str, Any] = {
             "name": name,
             "image": image,
             "packages": packages,
+            "reusable": reusable,
+            "pod_template": pod_template,
+            "cache": cache,
+            "queue": queue,
+            "interruptible": interruptible,
             "depends_on": depends_on,
             "env_vars": {} if env_vars is None else env_vars,
             "secrets": secrets,
@@ -192,6 +245,8 @@ class TaskEnvironment(SpecModel):
         if resources is not None:
             fields["resources"] = resources
         super().__init__(**fields)
+        self._built_from = built_from
+        self._image_layers = () if built_from is None else built_from.build_layers
         self._defined_at = _caller_location()
         self._check_dependencies(self.depends_on)
 
@@ -203,6 +258,18 @@ class TaskEnvironment(SpecModel):
     @classmethod
     def _check_image(cls, value: str) -> str:
         return image_reference(value)
+
+    @field_validator("cache")
+    @classmethod
+    def _check_cache(cls, value: Any) -> Any:
+        return check_cache(value)
+
+    @field_validator("pod_template")
+    @classmethod
+    def _check_pod_template(cls, value: PodTemplate | None) -> PodTemplate | None:
+        if value is not None:
+            value.spec  # noqa: B018  # refuses what Pod Security "restricted" forbids, naming it
+        return value
 
     @field_validator("packages")
     @classmethod
@@ -270,6 +337,21 @@ class TaskEnvironment(SpecModel):
             raise InvalidSpecError(f"TaskEnvironment '{self.name}'", "packages", str(error)) from error
 
     @property
+    def unresolved_image(self) -> str | None:
+        """The name given to `flyte.Image.from_ref_name` when Flyte's config does not name the image."""
+        return None if self._built_from is None else self._built_from.ref_name
+
+    @property
+    def image_layers(self) -> tuple[Layer, ...]:
+        """The build steps of a `flyte.Image` other than its pip packages (in `packages`)."""
+        return self._image_layers
+
+    @property
+    def kubernetes_name(self) -> str:
+        """The name of this environment's Kubernetes objects, derived from `name` (`_` as `-`)."""
+        return kubernetes_name(self.name)
+
+    @property
     def defined_at(self) -> str:
         """`file:line` of the statement that created this environment."""
         return self._defined_at
@@ -297,15 +379,15 @@ class TaskEnvironment(SpecModel):
     def clone_with(
         self,
         name: str,
+        image: str | Image | None = None,
         *,
-        image: str | None = None,
         packages: Sequence[str] | None = None,
         resources: Resources | None = None,
         depends_on: Sequence[TaskEnvironment] | None = None,
         env_vars: Mapping[str, str] | None = None,
-        secrets: Sequence[Secret | str] | None = None,
+        secrets: Sequence[Secret | str] | Secret | str | None = None,
         description: str | None = None,
-        **unknown: Never,
+        **options: Any,
     ) -> TaskEnvironment:
         """A new environment named `name`, with the given fields changed and no tasks.
 
@@ -324,17 +406,35 @@ class TaskEnvironment(SpecModel):
             big = train.clone_with("train-big", resources=Resources(gpu="H100:8"))
             ```
         """
+        flyte_options = (
+            "reusable",
+            "pod_template",
+            "cache",
+            "queue",
+            "interruptible",
+            "include",
+            "plugin_config",
+        )
+        unknown = sorted(set(options) - set(flyte_options))
         if unknown:
             raise InvalidSpecError(
                 f"TaskEnvironment '{self.name}'",
                 "clone_with",
-                f"unknown field(s) {', '.join(sorted(unknown))} "
-                f"(allowed: {', '.join(type(self).model_fields)})",
+                f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
             )
+        kept = {option: getattr(self, option) for option in flyte_options[:5]}
+        if image is None and self._built_from is not None:
+            image, own_packages = (
+                self._built_from,
+                self.packages[: len(self.packages) - len(self._built_from.pip_packages)],
+            )
+        else:
+            own_packages = self.packages
         return TaskEnvironment(
             name,
             self.image if image is None else image,
-            packages=self.packages if packages is None else packages,
+            **{**kept, **options},
+            packages=own_packages if packages is None else packages,
             resources=self.resources if resources is None else resources,
             depends_on=self.depends_on if depends_on is None else depends_on,
             env_vars=self.env_vars if env_vars is None else env_vars,
@@ -346,14 +446,20 @@ class TaskEnvironment(SpecModel):
     def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
-    def task(self, func: None = None, /) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    def task(
+        self, func: None = None, /, *, retries: Any = 0, timeout: Any = None, **options: Any
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
-        self, func: Callable[P, R] | None = None, /
+        self, func: Callable[P, R] | None = None, /, *, retries: Any = 0, timeout: Any = None, **options: Any
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a sync or async function as a task of this environment: `@env.task` or `@env.task()`.
 
-        The task keeps the function's parameter and return types.
+        The task keeps the function's parameter and return types. Flyte's options: `retries` (an int
+        or `RetryStrategy`) and `timeout` (seconds, a timedelta or `Timeout`) are honoured where
+        the task runs; `short_name`, `cache`, `docs`, `report`, `interruptible`, `max_inline_io_bytes`,
+        `queue`, `triggers`, `links`, `entrypoint`, `produces_artifacts` are accepted without effect;
+        a task-level `pod_template` or `task_resolver` is refused (UnsupportedFeatureError).
 
         Example:
             ```python
@@ -363,12 +469,34 @@ class TaskEnvironment(SpecModel):
             ```
         """
 
+        known = {
+            "short_name",
+            "cache",
+            "docs",
+            "pod_template",
+            "report",
+            "interruptible",
+            "max_inline_io_bytes",
+            "queue",
+            "triggers",
+            "links",
+            "task_resolver",
+            "entrypoint",
+            "produces_artifacts",
+        }
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidSpecError(
+                f"TaskEnvironment '{self.name}'", "task", f"unknown option(s) {', '.join(unknown)}"
+            )
+        flyte_options = options
+
         def register(function: Callable[P, R]) -> Task[P, R]:
             if not callable(function):
                 raise InvalidSpecError(
                     f"TaskEnvironment '{self.name}'", "task", f"{function!r} is not callable"
                 )
-            task = Task(function, self)
+            task = Task(function, self, retries=retries, timeout=timeout, **flyte_options)
             if task.name in self._tasks:
                 raise InvalidSpecError(
                     f"TaskEnvironment '{self.name}'",

@@ -118,6 +118,47 @@ GPU_TYPES: dict[str, _Device] = {
 
 _GPU = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9.\-]*?)(?::(?P<count>\d+))?$")
 
+_FLYTE_SPELLINGS = {"A100 80G": "A100-80GB", "A100_80G": "A100-80GB", "A100-80G": "A100-80GB", "L40S": "L40S"}
+"""Flyte's spellings of GPU models that GPU_TYPES names otherwise (upper-cased keys)."""
+
+
+class _Accelerator:
+    """A non-NVIDIA accelerator family: its device plugin's resource and the models Flyte names."""
+
+    def __init__(self, kind: str, resource: str, models: tuple[str, ...]) -> None:
+        self.kind, self.resource, self.models = kind, resource, models
+
+
+ACCELERATORS = (
+    _Accelerator(
+        "amd",
+        "amd.com/gpu",
+        ("MI100", "MI210", "MI250", "MI250X", "MI300A", "MI300X", "MI325X", "MI350X", "MI355X"),
+    ),
+    _Accelerator("neuron", "aws.amazon.com/neuron", ("Inf1", "Inf2", "Trn1", "Trn1n", "Trn2", "Trn2u")),
+    _Accelerator("gaudi", "habana.ai/gaudi", ("Gaudi1",)),
+    _Accelerator("tpu", "google.com/tpu", ("V5E", "V5P", "V6E")),
+)
+"""Accelerators other than NVIDIA GPUs: scheduled by their device plugin's extended resource (only
+nodes that advertise it can run the pod); TPUs also by GKE's TPU node labels."""
+TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+_TPU_LABEL_VALUES = {"V5E": "tpu-v5-lite-podslice", "V5P": "tpu-v5p-slice", "V6E": "tpu-v6e-slice"}
+_TPU_CHIPS_PER_HOST = 8
+
+
+def _accelerator(kind: str) -> _Accelerator | None:
+    return next((family for family in ACCELERATORS if family.kind == kind), None)
+
+
+def _accelerator_model(text: str) -> tuple[str, str] | None:
+    """(kind, model) of a non-NVIDIA model name in any case, else None."""
+    for family in ACCELERATORS:
+        for model in family.models:
+            if model.upper() == text.upper():
+                return family.kind, model
+    return None
+
 
 class GPU(BaseModel):
     """A parsed GPU request; usually written as text, `TYPE[:COUNT]`, and parsed by `Resources`.
@@ -135,14 +176,22 @@ class GPU(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    device: str
+    device: str | None
+    """None: any NVIDIA GPU (`gpu=2`), scheduled by `nvidia.com/gpu` alone."""
     partition: str | None = None
     count: int = 1
+    kind: str = "nvidia"
+    """`nvidia`, or a non-NVIDIA family of ACCELERATORS: `amd`, `neuron`, `gaudi`, `tpu`."""
 
     @classmethod
     def parse(cls, text: str) -> GPU:
-        """Parse `TYPE[:COUNT]`: "A100:2", "H100", "A100-80GB:8", "A100-1g.5gb:2"."""
-        match = _GPU.match(text.strip())
+        """Parse `TYPE[:COUNT]`: "A100:2", "H100", "A100-80GB:8", "A100-1g.5gb:2", and Flyte's
+        spellings "A100 80G:8", "A100_80G", "MI300X:1", "Trn1:1", "Gaudi1:1"."""
+        stripped = text.strip()
+        for spelling, name in _FLYTE_SPELLINGS.items():
+            if stripped.upper() == spelling or stripped.upper().startswith(spelling + ":"):
+                stripped = name + stripped[len(spelling) :]
+        match = _GPU.match(stripped)
         if not match:
             raise ValueError(f"'{text}' does not match TYPE[:COUNT] (examples: A100:2, H100, A100-1g.5gb)")
         count = int(match["count"]) if match["count"] is not None else 1
@@ -150,19 +199,64 @@ class GPU(BaseModel):
             raise ValueError(f"'{text}': GPU count must be at least 1")
         if count > _MAX_GPUS:
             raise ValueError(f"'{text:.40}': GPU count must be at most {_MAX_GPUS}")
+        other = _accelerator_model(match["type"])
+        if other is not None:
+            if other[0] == "tpu":
+                raise ValueError(f"'{text}': give a TPU as flyte.TPU('{other[1]}', 'TOPOLOGY')")
+            return cls(device=other[1], count=count, kind=other[0])
         device, partition = _split_type(match["type"])
         return cls(device=device, partition=partition, count=count)
 
+    @classmethod
+    def tpu(cls, device: str, topology: str) -> GPU:
+        """A single-host GKE TPU slice, e.g. `GPU.tpu("V5P", "2x2x1")` (4 chips)."""
+        model = _accelerator_model(device)
+        if model is None or model[0] != "tpu":
+            raise ValueError(f"unknown TPU type '{device}' (known: {', '.join(_TPU_LABEL_VALUES)})")
+        try:
+            dimensions = [int(part) for part in topology.lower().split("x")]
+        except ValueError:
+            raise ValueError(f"TPU topology '{topology}' is not like 2x2x1") from None
+        chips = 1
+        for dimension in dimensions:
+            chips *= dimension
+        if chips < 1 or chips > _TPU_CHIPS_PER_HOST:
+            raise ValueError(
+                f"TPU topology '{topology}' has {chips} chips: multi-host TPU slices are not supported "
+                f"(at most {_TPU_CHIPS_PER_HOST} chips, one node)"
+            )
+        return cls(device=model[1], partition=topology.lower(), count=chips, kind="tpu")
+
     @property
     def resource_name(self) -> str:
-        """The extended resource the device plugin advertises (`nvidia.com/gpu` or a MIG slice)."""
+        """The extended resource the device plugin advertises (`nvidia.com/gpu`, a MIG slice,
+        `amd.com/gpu`, `aws.amazon.com/neuron`, `habana.ai/gaudi`, `google.com/tpu`)."""
+        family = _accelerator(self.kind)
+        if family is not None:
+            return family.resource
         return f"nvidia.com/mig-{self.partition}" if self.partition else "nvidia.com/gpu"
+
+    @property
+    def node_selector(self) -> dict[str, str]:
+        """Node labels a non-NVIDIA accelerator is selected by, beyond its resource (TPUs: GKE's)."""
+        if self.kind == "tpu" and self.device is not None:
+            return {
+                TPU_ACCELERATOR_LABEL: _TPU_LABEL_VALUES[self.device],
+                TPU_TOPOLOGY_LABEL: str(self.partition),
+            }
+        return {}
 
     def label_values(self, preset: str) -> tuple[str, ...]:
         """Every node-label value of this model under a labelling preset; empty if it has none."""
+        if self.device is None or self.kind != "nvidia":
+            return ()
         return GPU_TYPES[self.device].labels.get(preset, ())
 
     def __str__(self) -> str:
+        if self.device is None:
+            return f"gpu:{self.count}"
+        if self.kind == "tpu":
+            return f"TPU-{self.device}-{self.partition}:{self.count}"
         kind = f"{self.device}-{self.partition}" if self.partition else self.device
         return f"{kind}:{self.count}"
 
@@ -190,7 +284,17 @@ def _gpu(value: Any) -> Any:
         return value
     if isinstance(value, str):
         return GPU.parse(value)
-    raise ValueError(f"expected a GPU string such as 'A100:2', got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"gpu={value}: GPU count must be at least 1")
+        return GPU(device=None, count=value)
+    raise ValueError(f"expected a GPU string such as 'A100:2' or a count, got {value!r}")
+
+
+def _shm(value: Any) -> Any:
+    if value is None or value == "auto":
+        return value
+    return _quantity(value)
 
 
 def _quantity_or_range(value: Any) -> Any:
@@ -238,8 +342,10 @@ class Resources(SpecModel):
     Args:
         cpu: A Kubernetes quantity (`"500m"`, `2`) for request == limit, or a `(request, limit)` pair.
         memory: As `cpu`, e.g. `"2Gi"` or `("1Gi", "4Gi")`.
-        gpu: `TYPE[:COUNT]`, e.g. `"A100:2"`, `"H100"`, or a MIG slice `"A100-1g.5gb:2"`.
+        gpu: `TYPE[:COUNT]`, e.g. `"A100:2"`, `"H100"`, `"A100 80G:8"`, a MIG slice `"A100-1g.5gb:2"`,
+            a non-NVIDIA model (`"MI300X:1"`, `"Trn1:1"`, `"Gaudi1:1"`), or a count of any NVIDIA GPU.
         disk: Ephemeral storage, a quantity.
+        shm: Size of /dev/shm (a memory-backed emptyDir), or `"auto"`.
 
     Example:
         ```python
@@ -253,6 +359,8 @@ class Resources(SpecModel):
     memory: QuantityOrRange = None
     gpu: Annotated[GPU | None, BeforeValidator(_gpu)] = None
     disk: Quantity | None = None
+    shm: Annotated[str | None, BeforeValidator(_shm)] = None
+    """Shared memory: a memory-backed emptyDir at /dev/shm of this size, or `"auto"` (no size limit)."""
 
     @field_validator("cpu", "memory", "disk")
     @classmethod
@@ -268,6 +376,8 @@ class Resources(SpecModel):
                 parts.append(f"{key}={'/'.join(value) if isinstance(value, tuple) else value}")
         if self.gpu is not None:
             parts.append(f"gpu={self.gpu}")
+        if self.shm is not None:
+            parts.append(f"shm={self.shm}")
         return ", ".join(parts)
 
     def requests_and_limits(self, gpu_resource: str | None = None) -> tuple[dict[str, str], dict[str, str]]:

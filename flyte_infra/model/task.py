@@ -7,13 +7,15 @@ environment being served.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from ..errors import InvalidSpecError
+from ..errors import InvalidSpecError, UnsupportedFeatureError
 from ..runtime.routing import active_router
+from .options import RetryStrategy, check_cache, retry_strategy, timeout_seconds
 
 if TYPE_CHECKING:
     from .environment import TaskEnvironment
@@ -50,7 +52,22 @@ class Task(Generic[P, R]):
         ```
     """
 
-    def __init__(self, func: Callable[P, R], environment: TaskEnvironment) -> None:
+    retries: RetryStrategy
+    """More attempts after an exception (`retries=`), honoured in-process and in workers."""
+    timeout: float | None
+    """Seconds each attempt may run (`timeout=`), or None."""
+    options: Mapping[str, Any]
+    """Flyte's other task options as given (short_name, cache, queue, report, ...): no effect here."""
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        environment: TaskEnvironment,
+        *,
+        retries: int | RetryStrategy = 0,
+        timeout: Any = None,
+        **options: Any,
+    ) -> None:
         name = getattr(func, "__name__", "")
         if not (inspect.isfunction(func) and name.isidentifier()):
             raise InvalidSpecError(
@@ -66,6 +83,21 @@ class Task(Generic[P, R]):
                     f"parameter '{parameter.name}' is {parameter.kind.description}; a task's arguments "
                     "travel by name as JSON, so use named parameters (keyword-only is fine)",
                 )
+        where = f"TaskEnvironment '{environment.name}'"
+        for option, reason in (
+            ("pod_template", "a pod template applies to the whole environment: give it to TaskEnvironment"),
+            ("task_resolver", "tasks are found by name in the module"),
+        ):
+            if options.get(option) is not None:
+                raise UnsupportedFeatureError(f"{where}: task '{name}' {option}=", reason)
+        try:
+            self.retries = retry_strategy(retries)
+            self.timeout = timeout_seconds(timeout)
+            if options.get("cache") is not None:
+                check_cache(options["cache"])
+        except ValueError as error:
+            raise InvalidSpecError(where, f"task '{name}'", str(error)) from None
+        self.options = {key: value for key, value in options.items() if value is not None}
         self.func = func
         self.environment = environment
         self.name: str = name
@@ -84,6 +116,39 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return active_router().call(self, args, kwargs)  # type: ignore[no-any-return]
+
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Flyte's awaitable form of a call: the result of a sync or async task."""
+        result: Any = self(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    def forward(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Flyte's direct call of the function body, bypassing routing, retries and timeout."""
+        return self.func(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def override(self, *, retries: Any = None, timeout: Any = None, **options: Any) -> Task[P, R]:
+        """A copy of this task with other options (Flyte's `.override(...)`): `retries` and `timeout`
+        take effect; `resources`, `reusable`, `env_vars`, `secrets`, `pod_template` apply to a whole
+        environment here and are refused when they differ; the rest are kept without effect."""
+        for option in ("resources", "reusable", "env_vars", "secrets", "pod_template"):
+            if options.get(option) is not None and options[option] != getattr(self.environment, option, None):
+                raise UnsupportedFeatureError(
+                    f"task '{self.qualified_name}'.override({option}=...)",
+                    "it applies to a whole environment here: clone_with(...) a new environment instead",
+                )
+        copied = copy.copy(self)
+        try:
+            if retries is not None:
+                copied.retries = retry_strategy(retries)
+            if timeout is not None:
+                copied.timeout = timeout_seconds(timeout)
+        except ValueError as error:
+            raise InvalidSpecError(f"task '{self.qualified_name}'", "override", str(error)) from None
+        copied.options = {
+            **self.options,
+            **{key: value for key, value in options.items() if value is not None},
+        }
+        return copied
 
     def __repr__(self) -> str:
         kind = "async task" if self.is_async else "task"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Any
 
@@ -53,11 +54,42 @@ def dns1035_label(value: str) -> str:
     return value
 
 
+_FLYTE_NAME = re.compile(r"[a-z0-9]+(?:[_-][a-z0-9]+)*")
+FLYTE_NAME_MAX = 253
+"""The longest environment name accepted (the Flyte SDK sets none; a DNS subdomain's limit)."""
+
+
+def flyte_name(value: str) -> str:
+    """`value` if it is a Flyte environment name (`^[a-z0-9]+([_-][a-z0-9]+)*$`), else ValueError."""
+    if not isinstance(value, str) or len(value) > FLYTE_NAME_MAX or not _FLYTE_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r:.100} is not an environment name (lower-case letters and digits, words joined by "
+            f"single '_' or '-', at most {FLYTE_NAME_MAX} characters), e.g. 'train_gpu' or 'train-gpu'"
+        )
+    return value
+
+
+def kubernetes_name(name: str) -> str:
+    """The DNS-1035 label derived from a Flyte name: `_` becomes `-`, a leading digit gets an `env-`
+    prefix, and a name longer than 63 characters is cut to 54 and given 8 hex digits of its hash.
+    A name that already is a DNS-1035 label is its own Kubernetes name."""
+    derived = name.replace("_", "-")
+    if derived[:1].isdigit():
+        derived = "env-" + derived
+    if len(derived) > 63:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        derived = derived[:54].rstrip("-") + "-" + digest
+    return dns1035_label(derived)
+
+
 DNSLabel = Annotated[str, AfterValidator(dns1123_label)]
 """A Kubernetes namespace or object name."""
 
 ServiceName = Annotated[str, AfterValidator(dns1035_label)]
 """A name that is also a Kubernetes Service's, so a DNS-1035 label."""
+
+FlyteName = Annotated[str, AfterValidator(flyte_name)]
+"""An environment's name as Flyte spells it; `kubernetes_name` derives its objects' names."""
 
 
 class SpecModel(BaseModel):

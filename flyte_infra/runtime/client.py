@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..errors import RemoteTaskError
+from ..model.validation import kubernetes_name
 from .codec import decode_result, encode_arguments
 from .endpoints import (
     DEADLINE_HEADER,
@@ -74,7 +75,7 @@ def endpoint_of(environment: str, variables: Mapping[str, str] = os.environ) -> 
         return explicit.rstrip("/")
     template = variables.get(ENDPOINT_TEMPLATE_VARIABLE)
     if template:
-        return template.replace("{env}", environment).rstrip("/")
+        return template.replace("{env}", kubernetes_name(environment)).rstrip("/")
     raise RemoteTaskError(
         environment,
         None,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import RemoteTaskError, TaskArgumentError
+from .attempts import attempted, attempted_async
 from .client import call_remote
 from .codec import decode_arguments, decode_result, encode_arguments, encode_result
 
@@ -26,6 +27,7 @@ __all__ = [
     "TaskRouter",
     "WorkerRouter",
     "active_router",
+    "current_environment",
     "event_loop_running",
     "off_the_loop",
     "use_process_router",
@@ -78,7 +80,9 @@ class WorkerRouter:
 
     def call(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if task.environment.name == self.environment:
-            return task.func(*args, **kwargs)
+            if task.is_async:
+                return attempted_async(task, lambda: task.func(*args, **kwargs))
+            return attempted(task, lambda: task.func(*args, **kwargs))
         if task.is_async:
             return asyncio.to_thread(call_remote, task, args, kwargs)
         return call_remote(task, args, kwargs)
@@ -88,6 +92,16 @@ _current_environment: contextvars.ContextVar[TaskEnvironment | None] = contextva
     "flyte_current_environment", default=None
 )
 """The environment whose task is running in this context (in-process runs)."""
+
+
+def current_environment() -> str | None:
+    """The name of the environment whose task runs in this context (in-process or in a worker),
+    or None outside any task."""
+    environment = _current_environment.get()
+    if environment is not None:
+        return environment.name
+    router = active_router()
+    return router.environment if isinstance(router, WorkerRouter) else None
 
 
 @contextlib.contextmanager
@@ -101,11 +115,12 @@ def _as(environment: TaskEnvironment) -> Iterator[None]:
 
 
 def _run_in(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call `task`'s function as code of its environment: for an async task, the coroutine does."""
+    """Call `task`'s function as code of its environment, with its retries and timeout: for an
+    async task, the coroutine does."""
     if task.is_async:
-        return _awaited_as(task.environment, task.func(*args, **kwargs))
+        return _awaited_as(task.environment, attempted_async(task, lambda: task.func(*args, **kwargs)))
     with _as(task.environment):
-        return task.func(*args, **kwargs)
+        return attempted(task, lambda: task.func(*args, **kwargs))
 
 
 async def _awaited_as(environment: TaskEnvironment, coroutine: Awaitable[Any]) -> Any:

@@ -36,6 +36,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import FlyteInfraError, TaskArgumentError
 from ..loader import load_program
+from .attempts import attempted, attempted_async
 from .client import incoming_deadline
 from .codec import decode_arguments, encode_result
 from .endpoints import (
@@ -158,14 +159,14 @@ class _Running:
 
     def run(self, task: Task[..., Any], arguments: dict[str, Any]) -> Any:
         if not task.is_async:
-            return task.func(**arguments)
+            return attempted(task, lambda: task.func(**arguments))
 
         async def main() -> Any:
             with self._lock:
                 if self._cancelled:
                     raise asyncio.CancelledError
                 self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
-            return await task.func(**arguments)
+            return await attempted_async(task, lambda: task.func(**arguments))
 
         try:
             return asyncio.run(main())
