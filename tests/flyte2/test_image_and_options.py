@@ -31,8 +31,10 @@ def test_the_image_builder_becomes_the_dockerfile_of_the_environment(pipeline):
     spec = image_spec(pipeline.environment("data_prep"), pipeline, stack())
     lines = spec.dockerfile.splitlines()
     assert lines[1] == "FROM python:3.12-slim-bookworm"
-    assert lines[2].startswith("RUN apt-get update && apt-get install -y --no-install-recommends git curl")
-    assert any(line.startswith("RUN pip install") and "'pyyaml>=6'" in line for line in lines)
+    apt = next(i for i, line in enumerate(lines) if line.startswith("RUN apt-get update"))
+    assert lines[apt].startswith("RUN apt-get update && apt-get install -y --no-install-recommends git curl")
+    pip = next(i for i, line in enumerate(lines) if "pip install" in line and "'pyyaml>=6'" in line)
+    assert apt < pip  # system packages first, then Python's
     assert "ENV MODE=test" in lines
     assert "RUN echo built > /tmp/built" in lines
     assert "WORKDIR /app" in lines
