@@ -1,6 +1,6 @@
 """A real Kubernetes control plane on loopback, with fake CPU and GPU nodes from kwok.
 
-etcd (Debian's `etcd-server`), kube-apiserver, kube-controller-manager and kube-scheduler
+etcd 3.6 (built from the Go module proxy), kube-apiserver, kube-controller-manager and kube-scheduler
 (k8s.io/kubernetes, built through a wrapper module since its go.mod has replace directives), and
 kwok, which makes the nodes it manages look alive and moves their pods to Running without running
 containers. Pod Security admission is on. Everything listens on 127.0.0.1 only.
@@ -36,7 +36,8 @@ __all__ = ["NODES", "PACKAGES", "PROGRAMS", "Cluster", "GPUNode"]
 
 KUBERNETES_VERSION = "1.37.2"
 KWOK_VERSION = "0.8.0"
-PACKAGES = ["etcd-server"]
+ETCD_VERSION = "3.6.16"
+PACKAGES: list[str] = []
 PROGRAMS = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
 """Supervised programs, in the order `down` stops them."""
 
@@ -141,6 +142,7 @@ class Cluster:
         started = time.monotonic()
         kubernetes = build(_kubernetes_recipe(), self.layout.cache)
         kwok = build(_kwok_recipe(), self.layout.cache)
+        etcd = build(_etcd_recipe(), self.layout.cache)
         pki = ClusterPKI(self.home / "pki", _SERVICE_IP)
         pki.ensure(
             {
@@ -152,14 +154,15 @@ class Cluster:
         )
         for user in ("admin", "controller-manager", "scheduler", "kwok"):
             self._write_kubeconfig(pki, user)
-        supervisor.ensure_running(self._etcd())
+        restarted = supervisor.ensure_running(self._etcd(etcd))
         wait_until(self._etcd_up, 30, "etcd", supervisor.log_of("etcd"))
-        supervisor.ensure_running(self._apiserver(kubernetes, pki))
+        restarted |= supervisor.ensure_running(self._apiserver(kubernetes, pki))
         wait_until(self.ready, 90, "kube-apiserver", supervisor.log_of("kube-apiserver"))
         step("apiserver", f"ready on {self.server}", started)
-        supervisor.ensure_running(
-            self._controller_manager(kubernetes, pki), self._scheduler(kubernetes), self._kwok(kwok)
-        )
+        clients = (self._controller_manager(kubernetes, pki), self._scheduler(kubernetes), self._kwok(kwok))
+        fresh = supervisor.ensure_running(*clients)
+        if restarted:  # a new store under them: the clients' caches and leases are stale
+            supervisor.restart(*[client.name for client in clients if client.name not in fresh])
         self._apply_nodes()
         wait_until(self._nodes_ready, 60, "kwok nodes", supervisor.log_of("kwok"))
         wait_until(
@@ -174,8 +177,8 @@ class Cluster:
             started,
         )
 
-    def _etcd(self) -> Program:
-        data = self.home / "etcd"
+    def _etcd(self, binaries: Path) -> Program:
+        data = self.home / f"etcd-{ETCD_VERSION}"
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
         client = f"http://127.0.0.1:{self.etcd_port}"
@@ -183,7 +186,7 @@ class Cluster:
         return Program(
             "etcd",
             [
-                "/usr/bin/etcd",
+                str(binaries / "etcd"),
                 "--name",
                 "devbox",
                 "--data-dir",
@@ -434,6 +437,20 @@ def _kubernetes_recipe() -> GoRecipe:
                 for module in _STAGING
             ],
             imports=packages,
+        ),
+        cgo=False,
+    )
+
+
+def _etcd_recipe() -> GoRecipe:
+    """etcd from the Go module proxy: Debian's 3.4.23 lacks the watch progress requests that
+    client-go's streaming lists need, so the controllers' and kwok's watches kept breaking."""
+    package = "go.etcd.io/etcd/server/v3"
+    return GoRecipe(
+        key=f"etcd-v{ETCD_VERSION}",
+        binaries=(GoBinary("etcd", package),),
+        prepare=wrapper_module(
+            "flyte-infra.local/etcd", requires=[f"{package}@v{ETCD_VERSION}"], imports=[package]
         ),
         cgo=False,
     )

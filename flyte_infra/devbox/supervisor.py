@@ -81,8 +81,9 @@ class Supervisor:
     def log_of(self, name: str) -> Path:
         return self.layout.logs / f"{name}.log"
 
-    def ensure_running(self, *programs: Program) -> None:
-        """Start supervisord if needed, write these programs, and (re)start what changed."""
+    def ensure_running(self, *programs: Program) -> set[str]:
+        """Start supervisord if needed, write these programs, and (re)start what changed; the names
+        of the programs that were (re)started."""
         self._start_daemon()
         for program in programs:
             path = self.programs_dir / f"{program.name}.conf"
@@ -97,10 +98,21 @@ class Supervisor:
             rpc.removeProcessGroup(name)
         for name in changed + added:
             rpc.addProcessGroup(name)
+        started = set(changed + added)
         for program in programs:
             if self.state(program.name) not in {"RUNNING", "STARTING"}:
                 with contextlib.suppress(xmlrpc.client.Fault):
                     rpc.startProcess(program.name, False)
+                started.add(program.name)
+        return started
+
+    def restart(self, *names: str) -> None:
+        """Stop and start these running programs (their clients' caches went stale, say)."""
+        rpc = self._rpc()
+        for name in names:
+            with contextlib.suppress(xmlrpc.client.Fault):
+                rpc.stopProcess(name, True)
+            rpc.startProcess(name, False)
 
     def state(self, name: str) -> str | None:
         """The program's supervisord state (`RUNNING`, `STOPPED`, `FATAL`, ...), None if unknown."""
