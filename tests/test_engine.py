@@ -191,3 +191,11 @@ def test_the_cli_previews_through_the_engine_with_a_progress_display(project: Pa
     )
     assert completed.returncode == 0, completed.stderr
     assert "create" in completed.stdout and TYPE_TOKEN in completed.stdout
+
+
+def test_up_that_skips_checkpoints_records_the_same_resources(project: Path) -> None:
+    fast = up("dev", project, io.StringIO(), skip_checkpoints=True)
+    assert sorted(fast.names_of(IMAGE_TYPE)) == ["data-prep-image", "train-image"]
+    recorded = _state_resources(project, "dev")
+    assert recorded.count(TYPE_TOKEN) == 3 and recorded.count("kubernetes:apps/v1:Deployment") == 3
+    assert set(up("dev", project, io.StringIO()).summary) == {"same"}

@@ -82,7 +82,7 @@ def _progress(run: StackRun, out: TextIO) -> Callable[[auto.EngineEvent], None]:
     return on_event
 
 
-def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
+def _stack(stack_name: str, project_dir: Path, variables: dict[str, str] | None = None) -> auto.Stack:
     toolchain = find_toolchain()
     if toolchain is None:
         raise EngineError(
@@ -90,7 +90,7 @@ def _stack(stack_name: str, project_dir: Path) -> auto.Stack:
             "(or install the pinned pulumi CLI with its Python language host)",
             stack=stack_name,
         )
-    variables = engine_environment(project_dir, toolchain)
+    variables = {**engine_environment(project_dir, toolchain), **(variables or {})}
     if variables["PULUMI_BACKEND_URL"].startswith("file://"):
         Path(variables["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     command = auto.PulumiCommand(root=str(toolchain.pulumi.parent.parent), skip_version_check=True)
@@ -114,9 +114,19 @@ def preview(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> Sta
     return run
 
 
-def up(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
-    """`pulumi up` of a stack: build and push images, then the Kubernetes objects, in dependency order."""
-    return _update("up", stack_name, project_dir, out)
+def up(
+    stack_name: str, project_dir: Path, out: TextIO = sys.stdout, *, skip_checkpoints: bool = False
+) -> StackRun:
+    """`pulumi up` of a stack: build and push images, then the Kubernetes objects, in dependency order.
+
+    `skip_checkpoints` saves the state once at the end instead of after every step
+    (`PULUMI_SKIP_CHECKPOINTS`): each step rewrites the whole state, so with hundreds of resources
+    that is most of the engine's time, but an update that is killed midway then records none of
+    what it created (`pulumi refresh` or `import` recovers it).
+    """
+    return _update(
+        "up", stack_name, project_dir, out, {"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {}
+    )
 
 
 def refresh(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> StackRun:
@@ -129,9 +139,11 @@ def destroy(stack_name: str, project_dir: Path, out: TextIO = sys.stdout) -> Sta
     return _update("destroy", stack_name, project_dir, out)
 
 
-def _update(command: str, stack_name: str, project_dir: Path, out: TextIO) -> StackRun:
+def _update(
+    command: str, stack_name: str, project_dir: Path, out: TextIO, variables: dict[str, str] | None = None
+) -> StackRun:
     run = StackRun(stack_name)
-    stack = _stack(stack_name, project_dir)
+    stack = _stack(stack_name, project_dir, variables or {})
     print(f"{command} of stack '{stack_name}':", file=out)
     on_event = _progress(run, out)
     try:
