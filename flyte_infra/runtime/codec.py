@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import typing
@@ -47,14 +48,14 @@ def _adapters(task: Task[..., Any]) -> tuple[dict[str, TypeAdapter[Any]], TypeAd
 
 def _adapter(task: Task[..., Any], name: str, hint: Any) -> TypeAdapter[Any]:
     try:
-        adapter = TypeAdapter(hint)
-        if not adapter.pydantic_complete and not adapter.rebuild():  # e.g. an unresolved recursive alias
-            raise TypeError("the type is not fully defined")
-    except Exception as error:  # pydantic cannot validate this type from JSON
+        adapter, holds_secrets = _for_hint(hint)
+    except TypeError:  # an unhashable hint (Annotated with a list in it, say): not shared
+        adapter, holds_secrets = _for_hint.__wrapped__(hint)
+    except _NotJSON as error:
         raise TaskArgumentError(
-            task.qualified_name, f"type hint {hint!r} cannot be sent as JSON: {_first_line(error)}", name
-        ) from error
-    if _holds_secrets(adapter):
+            task.qualified_name, f"type hint {hint!r} cannot be sent as JSON: {error}", name
+        ) from error.__cause__
+    if holds_secrets:
         raise TaskArgumentError(
             task.qualified_name,
             f"type hint {hint!r} holds a secret (SecretStr, SecretBytes), which JSON would carry masked; "
@@ -62,6 +63,23 @@ def _adapter(task: Task[..., Any], name: str, hint: Any) -> TypeAdapter[Any]:
             name,
         )
     return adapter
+
+
+class _NotJSON(Exception):
+    """pydantic cannot validate this type from JSON; the message is its first line."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _for_hint(hint: Any) -> tuple[TypeAdapter[Any], bool]:
+    """The adapter of a type hint and whether it holds secrets, shared by every task that uses the
+    hint (building an adapter is the slow part of checking a task's signature)."""
+    try:
+        adapter = TypeAdapter(hint)
+        if not adapter.pydantic_complete and not adapter.rebuild():  # e.g. an unresolved recursive alias
+            raise TypeError("the type is not fully defined")
+    except Exception as error:
+        raise _NotJSON(_first_line(error)) from error
+    return adapter, _holds_secrets(adapter)
 
 
 def _holds_secrets(adapter: TypeAdapter[Any]) -> bool:
