@@ -212,11 +212,13 @@ def missing_coverage(have: PackageSet, need: PackageSet) -> list[CoverageProblem
 RUNTIME_REQUIREMENTS = (
     "pydantic>=2.6,<3",
     "packaging>=24",
+    "pyyaml>=6",
     "uvicorn>=0.30,<1",
     "h11>=0.16",
     "httpx>=0.27,<1",
 )
-"""What the worker needs beside the standard library to import flyte_infra and serve: uvicorn on h11
+"""What the worker needs beside the standard library to import flyte_infra and serve: pyyaml (a
+module's `flyte.Image.from_ref_name` reads Flyte's config when the worker imports it), uvicorn on h11
 (0.16 fixes a chunked-body smuggling bug, CVE-2025-43859) and httpx for calls between workers. The
 project's own `dependencies` list each of them (a test keeps the two in step)."""
 _RUNTIME = package_set(RUNTIME_REQUIREMENTS)
