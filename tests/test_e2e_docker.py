@@ -161,3 +161,22 @@ def test_packages_that_break_what_the_runtime_needs_fail_the_build(tmp_path: Pat
     assert preflight(program.environments).ok  # not one of the runtime's own requirements
     with pytest.raises(FlyteInfraError, match=r"docker build failed: .*ERROR: ResolutionImpossible"):
         build_images(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path / "build")
+
+
+def test_flyte_2_code_is_served_by_workers_inside_its_built_images(
+    tmp_path: Path, containers: list[str], docker_services
+) -> None:
+    services = docker_services.environment()
+    program = load_program(str(ROOT / "tests" / "fixtures" / "flyte2_pair.py"))
+    images = build_all(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path)
+    assert set(images) == {"leaf_env", "root_env"}
+    ports = {name: free_port() for name in images}
+    endpoints = {endpoint_variable(name): f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    for env in images:
+        run_container(containers, images[env], env, ports[env], **endpoints)
+    for port in ports.values():
+        wait_healthy(port, timeout=60)
+
+    status, body, served_by = post(ports["root_env"], "greet", {"name": "flyte"}, timeout=120)
+    assert (status, served_by) == (200, "root_env"), body
+    assert body["result"] == "hello FLYTE"
