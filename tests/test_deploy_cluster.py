@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,15 @@ def project(
     pulumi_toolchain: Toolchain,
     docker_services: DockerServices,
     cluster: Cluster,
-) -> Path:
-    """A copy of the project whose dev stack deploys to the devbox cluster, in a namespace of its own."""
+) -> Iterator[Path]:
+    """A copy of the project whose dev stack deploys to the devbox cluster, in a namespace of its own,
+    deleted afterwards whatever the test did (the cluster outlives the test session)."""
     copy_project(tmp_path, monkeypatch)
-    set_config(tmp_path, "dev", kubeconfig=str(cluster.kubeconfig), namespace=f"e-{uuid.uuid4().hex[:8]}")
-    return tmp_path
+    namespace = f"e-{uuid.uuid4().hex[:8]}"
+    set_config(tmp_path, "dev", kubeconfig=str(cluster.kubeconfig), namespace=namespace)
+    yield tmp_path
+    kubectl = [cluster.environment()["FLYTE_INFRA_KUBECTL"], "--kubeconfig", str(cluster.kubeconfig)]
+    subprocess.run([*kubectl, "delete", "namespace", namespace, "--ignore-not-found"], capture_output=True)
 
 
 def namespace_of(project: Path) -> str:
