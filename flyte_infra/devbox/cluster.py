@@ -96,8 +96,17 @@ class GPUNode:
 
 
 NODES = (
-    GPUNode("gpu-a100-sxm4-40gb", "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100", "nvidia-tesla-a100"),
-    GPUNode("gpu-a100-pcie-40gb", "NVIDIA-A100-PCIE-40GB", "nvidia-tesla-a100", "nvidia-tesla-a100"),
+    # two nodes of each 40 GB A100: the main job's three stages alone hold twelve of these GPUs
+    *(
+        GPUNode(
+            f"gpu-a100-{form}-40gb-{index}",
+            f"NVIDIA-A100-{form.upper()}-40GB",
+            "nvidia-tesla-a100",
+            "nvidia-tesla-a100",
+        )
+        for form in ("sxm4", "pcie")
+        for index in (0, 1)
+    ),
     # EKS labels every A100 alike: its accelerator label does not tell the 80 GB card apart
     GPUNode("gpu-a100-sxm4-80gb", "NVIDIA-A100-SXM4-80GB", "nvidia-a100-80gb", "nvidia-tesla-a100"),
     GPUNode("gpu-h100-sxm5-80gb", "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb", "nvidia-h100"),
@@ -354,6 +363,14 @@ class Cluster:
             return False
 
     def _apply_nodes(self) -> None:
+        """Create or update the kwok nodes, and delete kwok nodes an earlier recipe made that this
+        one no longer has (the cluster's store outlives the devbox's runs)."""
+        wanted = set(CPU_NODES) | {node.name for node in NODES}
+        for existing in self.api("/api/v1/nodes")["items"]:
+            name = existing["metadata"]["name"]
+            fake = existing["metadata"].get("annotations", {}).get(_KWOK_ANNOTATION) == "fake"
+            if fake and name not in wanted:
+                self.api(f"/api/v1/nodes/{name}", method="DELETE")
         for node in [_cpu_node(name) for name in CPU_NODES] + [_gpu_node(node) for node in NODES]:
             name = node["metadata"]["name"]
             self.api(
