@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,17 @@ def test_up_makes_every_deployment_available_with_gpu_pods_on_their_model_then_d
     assert set(rows["train"].nodes) <= A100_NODES  # A100:2 on an SXM4 or a PCIe A100
     assert set(rows["data-prep"].nodes) | set(rows["pipeline"].nodes) <= set(CPU_NODES)
     assert {name: row.image for name, row in rows.items()} == deployed.outputs["imageRefs"]
+
+    table = subprocess.run(
+        [sys.executable, "-m", "flyte_infra.cli", "status", "--stack", "dev", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0, table.stderr
+    train_row = next(line.split() for line in table.stdout.splitlines() if line.startswith("train "))
+    assert train_row[1] == "1/1" and train_row[3] in A100_NODES
+    assert train_row[2] == deployed.outputs["imageRefs"]["train"].rsplit("@", 1)[-1][:19]
 
     refreshed = refresh("dev", project, io.StringIO())  # read back from the cluster: nothing drifted
     assert set(refreshed.summary) == {"same"}
