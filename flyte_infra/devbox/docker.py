@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,25 +103,9 @@ class DockerServices:
 
     def up(self, supervisor: Supervisor) -> bool:
         """Start dockerd and the registry and make the base image; True if the image changed."""
-        started = time.monotonic()
         supervisor.ensure_running(self._dockerd(), self._registry())
-        wait_until(
-            self.dockerd_up,
-            60,
-            "dockerd",
-            supervisor.log_of("dockerd"),
-            failed=lambda: _exited(supervisor, "dockerd"),
-        )
-        step("dockerd", f"up on {self.socket} (pid {supervisor.pid('dockerd')})", started)
-        started = time.monotonic()
-        wait_until(
-            self.registry_up,
-            30,
-            "registry",
-            supervisor.log_of("registry"),
-            failed=lambda: _exited(supervisor, "registry"),
-        )
-        step("registry", f"up on http://{self.registry} (pid {supervisor.pid('registry')})", started)
+        _await_ready(supervisor, "dockerd", self.dockerd_up, 60, f"up on {self.socket}")
+        _await_ready(supervisor, "registry", self.registry_up, 30, f"up on http://{self.registry}")
         changed = self._ensure_base_image()
         self._push_base()
         return changed
@@ -367,6 +352,15 @@ def _ca_bundle() -> Path:
     if not bundle.is_file():
         raise ServiceError("base", f"CA bundle {bundle} missing")
     return bundle
+
+
+def _await_ready(
+    supervisor: Supervisor, name: str, ready: Callable[[], bool], timeout: float, where: str
+) -> None:
+    """Wait until a supervised program answers (failing at once if it exits), then say where."""
+    started = time.monotonic()
+    wait_until(ready, timeout, name, supervisor.log_of(name), failed=lambda: _exited(supervisor, name))
+    step(name, f"{where} (pid {supervisor.pid(name)})", started)
 
 
 def _exited(supervisor: Supervisor, name: str) -> str | None:
