@@ -19,6 +19,8 @@ from .deploy.settings import StackSettings, load_stack_settings
 from .docker.build import build_images
 from .errors import FlyteInfraError, UsageError
 from .loader import Program, load_program
+from .packaging.lock import Lock, lock_inputs, lock_path, read_lock
+from .packaging.resolve import OFFLINE_VARIABLE, offline_mode, program_lock
 from .runtime.run import run_task
 
 __all__ = ["main"]
@@ -42,13 +44,48 @@ def _checked(program: Program) -> PreflightReport:
     return report
 
 
+def _locked(program: Program, *, write: bool) -> Lock:
+    """The program's lock: stored, or resolved now (written with `write`); offline, stored only."""
+    return program_lock(program, offline=offline_mode(), write=write)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    """Run preflight; exit 1 when it finds errors."""
+    """Run preflight and resolve the packages (the stored lock when it is up to date); exit 1 on errors."""
     program = load_program(args.module)
     report = _checked(program)
     if not report.ok:
         return 1
-    print(f"ok: {len(program.environments)} environment(s), no errors")
+    lock = _locked(program, write=False)
+    print(f"ok: {len(program.environments)} environment(s), {_lock_summary(lock)}, no errors")
+    return 0
+
+
+def _lock_summary(lock: Lock) -> str:
+    packages = sum(len(group.packages) for group in lock.groups)
+    return f"{packages} package(s) locked in {len(lock.groups)} resolution(s)"
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Resolve every DAG's packages with uv and write the lock beside the module (commit it)."""
+    program = load_program(args.module)
+    report = _checked(program)
+    if not report.ok:
+        return 1
+    if program.module_file is None:
+        raise UsageError(
+            f"module '{program.module_name}' has no source file to put a lock beside", subject="lock"
+        )
+    path = lock_path(program.module_file)
+    stale = read_lock(path).stale(lock_inputs(program.environments))
+    if args.check:
+        if stale:
+            names = ", ".join(sorted(name for item in stale for name in item.environments))
+            print(f"error: {path.name} is missing or out of date for: {names}", file=sys.stderr)
+            return 1
+        print(f"ok: {path.name} is up to date")
+        return 0
+    lock = program_lock(program, offline=offline_mode(), write=True)
+    print(f"wrote {path}: {_lock_summary(lock)} ({len(stale)} resolved now)")
     return 0
 
 
@@ -59,6 +96,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not report.ok:
         return 1
     summary = build_plan(report.raise_for_errors())
+    _locked(program, write=False)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -128,7 +166,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if checked is None:
         return 1
     program, settings = checked
-    references = build_images(program, settings, Path(args.project) / ".flyte-infra" / "build")
+    lock = _locked(program, write=True)
+    references = build_images(program, settings, Path(args.project) / ".flyte-infra" / "build", lock=lock)
     text = json.dumps(references, indent=2, sort_keys=True)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -143,10 +182,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 1
     program, settings = checked
     out_dir = Path(args.output)
+    lock = _locked(program, write=True)
     if args.images:
-        written = render(program, settings, out_dir, _image_refs(args.images), f"--images {args.images}")
+        refs = _image_refs(args.images)
+        written = render(program, settings, out_dir, refs, f"--images {args.images}", lock=lock)
     else:
-        written = render(program, settings, out_dir)
+        written = render(program, settings, out_dir, lock=lock)
     print(f"wrote {len(written)} files under {args.output}")
     return 0
 
@@ -236,6 +277,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flyte-infra", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="never resolve packages: use the stored lock, and fail where it is missing or out of date",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Command) -> argparse.ArgumentParser:
@@ -245,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("check", cmd_check)
+    command("lock", cmd_lock).add_argument(
+        "--check", action="store_true", help="exit 1 if the lock is missing or out of date; write nothing"
+    )
     command("plan", cmd_plan).add_argument("--json", action="store_true", help="print JSON")
     command("graph", cmd_graph).add_argument(
         "-o", "--output", required=True, help="file to write: .svg, .png or .dot"
@@ -291,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.offline:  # the Pulumi program, run by the engine, reads it too
+        os.environ[OFFLINE_VARIABLE] = "1"
     try:
         code = int(args.handler(args))
         sys.stdout.flush()

@@ -30,6 +30,7 @@ __all__ = [
     "ImageBuildError",
     "InvalidSpecError",
     "LoadError",
+    "LockError",
     "ModuleExitError",
     "NameCollisionError",
     "PreflightError",
@@ -208,6 +209,24 @@ class PreflightError(FlyteInfraError):
         self.findings = list(findings)
         lines = "\n".join(f"  - {finding}" for finding in findings)
         super().__init__(f"preflight failed with {len(findings)} finding(s):\n{lines}")
+
+
+class LockError(FlyteInfraError):
+    """The environments' packages cannot be locked: unsatisfiable together, no wheel for the images'
+    platform, or a lock that is missing or stale where it may not be refreshed (offline).
+
+    Args:
+        message: The sentence to show.
+        environments: The environments whose requirements are in conflict, when known.
+        packages: The packages the resolver named, when it did.
+    """
+
+    def __init__(
+        self, message: str, *, environments: Sequence[str] = (), packages: Sequence[str] = ()
+    ) -> None:
+        self.environments = list(environments)
+        self.packages = list(packages)
+        super().__init__(message)
 
 
 class PromotionError(FlyteInfraError):

@@ -36,6 +36,8 @@ class Program:
     `utils/__init__.py`) and the file itself, sorted."""
     environments: tuple[TaskEnvironment, ...]
     """Every environment the module defines or reaches through depends_on (names unique)."""
+    module_file: Path | None = None
+    """The module's source file; its lock lives beside it (`pipeline.py` -> `pipeline.lock.toml`)."""
 
     def environment(self, name: str) -> TaskEnvironment:
         for environment in self.environments:
@@ -62,7 +64,8 @@ def load_program(reference: str) -> Program:
             f"cannot collect the code of '{one_line(reference)}' for its image: {_one_line(error)}",
             module=reference,
         ) from error
-    return Program(module.__name__, code, tuple(discover(defined)))
+    module_file = Path(module.__file__).resolve() if module.__file__ else None
+    return Program(module.__name__, code, tuple(discover(defined)), module_file)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

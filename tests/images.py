@@ -9,6 +9,8 @@ from flyte_infra.artifacts.dockerfile import image_spec
 from flyte_infra.deploy.settings import StackSettings
 from flyte_infra.docker.build import build_image
 from flyte_infra.loader import Program
+from flyte_infra.packaging.resolve import program_lock
+from flyte_infra.packaging.wheels import write_wheels
 
 
 def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -28,8 +30,9 @@ def build_all(program: Program, settings: StackSettings, workdir: Path) -> dict[
     programs on purpose."""
     built: dict[str, str] = {}
     names = {}
+    lock = program_lock(program, write=False)
     for environment in program.environments:
-        spec = image_spec(environment, program, settings)
+        spec = image_spec(environment, program, settings, lock)
         if spec.tag not in built:
             built[spec.tag] = build_image(spec, settings, workdir, push=False)
         names[environment.name] = built[spec.tag]

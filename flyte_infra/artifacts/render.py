@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -16,6 +16,9 @@ from ..loader import Program
 from .dockerfile import image_spec, write_build_context
 from .manifests import environment_manifests, namespace_manifest
 
+if TYPE_CHECKING:
+    from ..packaging.lock import Lock
+
 __all__ = ["render"]
 
 
@@ -25,6 +28,8 @@ def render(
     out_dir: Path,
     image_refs: Mapping[str, str] | None = None,
     refs_source: str = "the given images",
+    *,
+    lock: Lock,
 ) -> list[Path]:
     """Write `<out>/namespace.yaml`, `<out>/<env>/manifests.yaml` and `<out>/images/<tag>/` contexts.
 
@@ -38,12 +43,13 @@ def render(
     from `flyte-infra build`, else the stack's `images`), each checked to be the image of the
     environment's current spec (errors name `refs_source`, where the refs came from); otherwise by
     the spec's tag, which a comment in the file points out. Returns the written files, each once.
+    The contexts hold no wheels (`flyte-infra build` adds them from `lock`'s pins).
     """
     graph = preflight(program.environments).raise_for_errors()
     settings.check_environments(graph.environments)
     known = dict(image_refs or settings.images)
     source = refs_source if image_refs else f"stack '{settings.stack}' (flyte-infra:images)"
-    specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}
+    specs = {name: image_spec(graph.environments[name], program, settings, lock) for name in graph.order}
     documents: dict[Path, tuple[str, list[dict[str, Any]]]] = {
         out_dir / "namespace.yaml": ("", [namespace_manifest(settings)])
     }

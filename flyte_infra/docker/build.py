@@ -2,19 +2,26 @@
 
 The same Dockerfiles and contexts as the Pulumi component; for pipelines that deploy with
 `flyte-infra render --images` (GitOps) instead of the Pulumi engine. Identical specs build once.
+Builds use BuildKit (package layers mount their wheels) with no network: `docker buildx build`,
+or a docker client older than 23 with `DOCKER_BUILDKIT=1` (those have BuildKit built in).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifacts.dockerfile import ImageSpec, image_spec, write_build_context
 from ..deploy.preflight import preflight
 from ..errors import ImageBuildError
+from ..packaging.lock import Lock
+from ..packaging.resolve import program_lock
+from ..packaging.wheels import write_wheels
 
 if TYPE_CHECKING:
     from ..deploy.settings import StackSettings
@@ -28,10 +35,15 @@ _ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|\][^\x07\x1b]*(?:\x07|\x1b
 one-line message: CSI sequences such as colours, and OSC sequences such as hyperlinks."""
 
 
-def _docker(*args: str, timeout: float = 1800, image: str | None = None) -> str:
+def _docker(
+    *args: str, timeout: float = 1800, image: str | None = None, client: tuple[str, ...] = ("docker",)
+) -> str:
     """docker's stdout; ImageBuildError (about `image`, if given) when it fails."""
+    environment = {**os.environ, "DOCKER_BUILDKIT": "1"}
     try:
-        completed = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+        completed = subprocess.run(
+            [*client, *args], capture_output=True, text=True, timeout=timeout, env=environment
+        )
     except FileNotFoundError as error:
         raise ImageBuildError("the docker CLI is not installed", image=image) from error
     if completed.returncode != 0:
@@ -65,6 +77,29 @@ def _require_daemon() -> None:
         ) from error
 
 
+@cache
+def buildkit_client() -> tuple[str, ...]:
+    """The client whose `build` uses BuildKit: `docker buildx`, else a docker client that has
+    BuildKit built in (< 23; Debian's docker.io 20.10 installs one as
+    /usr/bin/docker); ImageBuildError if there is neither."""
+    candidates = [
+        path for path in (shutil.which("docker"), "/usr/bin/docker") if path and Path(path).exists()
+    ]
+    for path in dict.fromkeys(candidates):
+        if subprocess.run([path, "buildx", "version"], capture_output=True).returncode == 0:
+            return (path, "buildx")
+    for path in dict.fromkeys(candidates):
+        version = subprocess.run(
+            [path, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True
+        ).stdout.strip()
+        if version and int(version.split(".")[0]) < 23:
+            return (path,)
+    raise ImageBuildError(
+        "BuildKit is needed to build images: install docker buildx (the docker-buildx package or "
+        "plugin), or a docker client older than 23 (`python -m flyte_infra.devbox up docker` installs one)"
+    )
+
+
 def build_image(
     spec: ImageSpec,
     settings: StackSettings,
@@ -79,10 +114,23 @@ def build_image(
     ImageBuildError names `environment` (the first one built from `spec`) when given.
     """
     context = write_build_context(spec, workdir / spec.tag)
+    write_wheels(spec.layers, context)
     name = spec.image_name(settings)
     cache = ["--no-cache"] if no_cache else []
     try:
-        _docker("build", "--network", "host", "--quiet", *cache, "--tag", name, str(context), image=name)
+        client = buildkit_client()
+        _docker(
+            "build",
+            "--network",
+            spec.network,
+            "--quiet",
+            *cache,
+            "--tag",
+            name,
+            str(context),
+            image=name,
+            client=client,
+        )
         if not push:
             return name
         _docker("push", "--quiet", name, image=name)
@@ -101,16 +149,22 @@ def build_image(
 
 
 def build_images(
-    program: Program, settings: StackSettings, workdir: Path, *, push: bool = True
+    program: Program,
+    settings: StackSettings,
+    workdir: Path,
+    *,
+    push: bool = True,
+    lock: Lock | None = None,
 ) -> dict[str, str]:
     """Image reference of every environment (by digest when pushed).
 
-    Preflight runs first, then every base image is found or pulled, so a missing one stops the
-    build before any image is built.
+    Preflight runs first, then the lock is read (or resolved), then every base image is found or
+    pulled, so a conflict or a missing base stops the build before any image is built.
     """
     graph = preflight(program.environments).raise_for_errors()
+    lock = lock if lock is not None else program_lock(program)
     _require_daemon()
-    specs = {name: image_spec(graph.environments[name], program, settings) for name in graph.order}
+    specs = {name: image_spec(graph.environments[name], program, settings, lock) for name in graph.order}
     first_user: dict[str, str] = {}  # base image -> the first environment built FROM it
     for name, spec in specs.items():
         first_user.setdefault(spec.base_image, name)

@@ -156,6 +156,9 @@ class TaskEnvironment(SpecModel):
         env_vars: Environment variables of the worker.
         secrets: Secrets exposed to the worker as environment variables (a key, or a `Secret`).
         description: Free text, shown in plans.
+        shared_lock: Resolve this environment's packages with the other environments of its
+            `depends_on` DAG, one version per package for all of them (the default), or, when False,
+            on its own: its image then shares no package layer with them.
 
     Example:
         ```python
@@ -184,6 +187,7 @@ class TaskEnvironment(SpecModel):
     cache: Any = "disable"
     queue: str | None = None
     interruptible: bool = False
+    shared_lock: bool = True
 
     _tasks: dict[str, Task[..., Any]] = PrivateAttr(default_factory=dict)
     _defined_at: str = PrivateAttr(default="<unknown>")
@@ -208,6 +212,7 @@ class TaskEnvironment(SpecModel):
         interruptible: bool = False,
         include: Sequence[str] = (),
         plugin_config: Any = None,
+        shared_lock: bool = True,
         **unknown: Never,
     ) -> None:
         if plugin_config is not None:
@@ -240,6 +245,7 @@ class TaskEnvironment(SpecModel):
             "env_vars": {} if env_vars is None else env_vars,
             "secrets": secrets,
             "description": description,
+            "shared_lock": shared_lock,
             **unknown,  # rejected by validation, naming the field
         }
         if resources is not None:
@@ -414,6 +420,7 @@ class TaskEnvironment(SpecModel):
             "interruptible",
             "include",
             "plugin_config",
+            "shared_lock",
         )
         unknown = sorted(set(options) - set(flyte_options))
         if unknown:
@@ -422,7 +429,7 @@ class TaskEnvironment(SpecModel):
                 "clone_with",
                 f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
             )
-        kept = {option: getattr(self, option) for option in flyte_options[:5]}
+        kept = {option: getattr(self, option) for option in (*flyte_options[:5], "shared_lock")}
         if image is None and self._built_from is not None:
             image, own_packages = (
                 self._built_from,

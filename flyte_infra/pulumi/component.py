@@ -29,6 +29,8 @@ class ImageBuildArgs:
     registry: str
     registry_username: pulumi.Input[str] | None = None
     registry_password: pulumi.Input[str] | None = None
+    network: str = "none"
+    """The build's network: none (package layers install from wheels in the context)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class TaskEnvironmentComponent(pulumi.ComponentResource):
 
     @staticmethod
     def _build_image(name: str, build: ImageBuildArgs, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-        """Build on the local dockerd (host network, BuildKit), push, and answer `name:tag@digest`.
+        """Build on the local dockerd (BuildKit, no network), push, and answer `name:tag@digest`.
 
         pulumi-docker's `Image` builds through the daemon, so it works offline; the newer
         docker-build provider boots a BuildKit container whose image would have to be pulled.
@@ -122,7 +124,7 @@ class TaskEnvironmentComponent(pulumi.ComponentResource):
             build=docker.DockerBuildArgs(
                 context=str(build.context_dir),
                 dockerfile=str(build.context_dir / "Dockerfile"),
-                network="host",
+                network=build.network,
                 builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
             ),
             image_name=build.tag_ref,

@@ -22,6 +22,9 @@ from ..deploy.promotion import promoted_ref
 from ..deploy.settings import StackSettings
 from ..errors import FlyteInfraError, StackConfigError
 from ..loader import Program, load_program
+from ..packaging.lock import Lock
+from ..packaging.resolve import offline_mode, program_lock
+from ..packaging.wheels import write_wheels
 from .component import ImageBuildArgs, KubernetesObject, TaskEnvironmentArgs, TaskEnvironmentComponent
 
 __all__ = ["CONFIG_NAMESPACE", "deploy", "main", "promoted_image_refs"]
@@ -38,6 +41,7 @@ def deploy(
     registry_password: pulumi.Input[str] | None = None,
     promoted: pulumi.Output[Mapping[str, str]] | None = None,
     worker_token: pulumi.Input[str] | None = None,
+    lock: Lock | None = None,
 ) -> dict[str, TaskEnvironmentComponent]:
     """Register every environment of `program`; raises PreflightError before registering anything.
 
@@ -48,6 +52,7 @@ def deploy(
     """
     graph = preflight(program.environments).raise_for_errors()
     settings.check_environments(graph.environments)
+    lock = lock if lock is not None else program_lock(program, offline=offline_mode())
     if not settings.render_dir and worker_token is None:
         raise StackConfigError(
             settings.stack,
@@ -72,7 +77,7 @@ def deploy(
     built: dict[str, pulumi.Output[str]] = {}  # spec tag -> image ref: identical specs build once
     for name in graph.order:
         environment = graph.environments[name]
-        spec = image_spec(environment, program, settings)
+        spec = image_spec(environment, program, settings, lock)
         build: ImageBuildArgs | None = None
         image_ref: pulumi.Output[str] | None = None
         if promoted is not None:
@@ -84,12 +89,15 @@ def deploy(
             image_ref = built[spec.tag]
         else:
             context_dir = write_build_context(spec, BUILD_DIR / spec.tag)
+            if not pulumi.runtime.is_dry_run():  # preview builds nothing: no wheels to fetch
+                write_wheels(spec.layers, context_dir)
             build = ImageBuildArgs(
                 context_dir=context_dir,
                 tag_ref=spec.image_name(settings),
                 registry=settings.registry,
                 registry_username=registry_username,
                 registry_password=registry_password,
+                network=spec.network,
             )
         args = TaskEnvironmentArgs(
             namespace=settings.namespace,

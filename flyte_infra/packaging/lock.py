@@ -1,0 +1,268 @@
+"""The lock: one resolution per connected DAG of environments, and each environment's closure in it.
+
+Environments joined by `depends_on` (in either direction) share one resolution: one version of each
+package for all of them, so a parent and the children it calls run the same numpy. An environment
+with `shared_lock=False` is resolved on its own. Environments of one DAG whose images run different
+Pythons are resolved per Python (wheels differ).
+
+The lock file is TOML beside the program's module (`pipeline.py` -> `pipeline.lock.toml`), written
+by `flyte-infra lock` for review in a pull request; every package is pinned to one wheel by URL and
+SHA-256 for the images' platform. It is pure data here: resolution is in `resolve`, downloads in
+`wheels`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomli_w
+
+from ..deploy.packages import RUNTIME_REQUIREMENTS, image_python
+from ..errors import LockError
+
+if TYPE_CHECKING:
+    from ..model.environment import TaskEnvironment
+
+__all__ = [
+    "LOCK_FORMAT",
+    "PLATFORM",
+    "Layer",
+    "Lock",
+    "LockGroup",
+    "LockInput",
+    "LockedPackage",
+    "lock_inputs",
+    "lock_path",
+    "read_lock",
+    "write_lock",
+]
+
+PLATFORM = "x86_64-manylinux_2_28"
+"""The platform wheels are chosen for: Linux on x86_64 with glibc 2.28 or newer (Debian 10+,
+Ubuntu 20.04+, the python:3.x images). Kubernetes nodes here are amd64."""
+
+LOCK_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One pinned package: the wheel an image installs, by URL and SHA-256."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str
+    size: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("#", 1)[0]
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Packages installed together into one image layer, shared by the environments in `users`."""
+
+    users: tuple[str, ...]
+    packages: tuple[LockedPackage, ...]
+
+    @property
+    def key(self) -> str:
+        """A name from the layer's content alone (its pins and wheels), so the layer's directory, and
+        with it the layer's bytes, do not depend on which image or position it is built in."""
+        digest = hashlib.sha256("\n".join(f"{p.pin} {p.sha256}" for p in self.packages).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """What one resolution is made from: each environment's requirements, for one Python."""
+
+    python: str
+    requirements: Mapping[str, tuple[str, ...]]
+    """Environment name -> its packages plus the worker runtime's requirements."""
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return tuple(sorted(self.requirements))
+
+    @property
+    def input_hash(self) -> str:
+        """Changes exactly when the resolution's input does (a lock group with another is stale)."""
+        digest = hashlib.sha256(f"{LOCK_FORMAT}\n{self.python}\n{PLATFORM}\n".encode())
+        for name in self.environments:
+            digest.update(
+                f"[{name}]\n".encode() + "\n".join(sorted(self.requirements[name])).encode() + b"\n"
+            )
+        return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LockGroup:
+    """One resolution: its packages and which of them each environment needs."""
+
+    python: str
+    input_hash: str
+    packages: Mapping[str, LockedPackage]
+    closures: Mapping[str, tuple[str, ...]]
+    """Environment name -> the names of the packages it installs (its requirements and theirs)."""
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return tuple(sorted(self.closures))
+
+    def layers(self, environment: str) -> list[Layer]:
+        """The package layers of `environment`'s image, most shared first.
+
+        A package goes into the layer of the set of environments whose closures hold it, so a layer
+        is built once and stored once for all of them; a chain's images store every package once.
+        Ties go by the sets' sorted names, so every image orders its layers the same way.
+        """
+        users_of: dict[str, tuple[str, ...]] = {}
+        for name in self.closures[environment]:
+            users_of[name] = tuple(sorted(env for env, closure in self.closures.items() if name in closure))
+        by_users: dict[tuple[str, ...], list[LockedPackage]] = {}
+        for name, users in users_of.items():
+            by_users.setdefault(users, []).append(self.packages[name])
+        ordered = sorted(by_users, key=lambda users: (-len(users), users))
+        return [Layer(users, tuple(sorted(by_users[users], key=lambda p: p.name))) for users in ordered]
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Every resolution of a program, by the environments it covers."""
+
+    groups: tuple[LockGroup, ...] = ()
+    path: Path | None = field(default=None, compare=False)
+
+    def group(self, environment: str) -> LockGroup:
+        for group in self.groups:
+            if environment in group.closures:
+                return group
+        raise LockError(f"TaskEnvironment '{environment}': packages: not in the lock; run `flyte-infra lock`")
+
+    def closure(self, environment: str) -> list[LockedPackage]:
+        group = self.group(environment)
+        return [group.packages[name] for name in group.closures[environment]]
+
+    def stale(self, inputs: Iterable[LockInput]) -> list[LockInput]:
+        """The inputs this lock has no up-to-date resolution for."""
+        known = {(group.input_hash, group.environments) for group in self.groups}
+        return [item for item in inputs if (item.input_hash, item.environments) not in known]
+
+    def restricted_to(self, inputs: Iterable[LockInput]) -> Lock:
+        """The groups `inputs` still need (resolutions of removed environments dropped)."""
+        wanted = {item.input_hash for item in inputs}
+        return Lock(tuple(group for group in self.groups if group.input_hash in wanted), self.path)
+
+
+def lock_inputs(environments: Iterable[TaskEnvironment]) -> list[LockInput]:
+    """One input per connected DAG and Python; one per environment that opts out of sharing.
+
+    `environments` are all a program has (as discovered through depends_on), in any order.
+    """
+    envs = {env.name: env for env in environments}
+    parent = {name: name for name in envs}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for env in envs.values():
+        for child in env.depends_on:
+            if env.shared_lock and child.shared_lock and child.name in envs:
+                parent[root(env.name)] = root(child.name)
+    groups: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    for name in sorted(envs):
+        env = envs[name]
+        python = ".".join(image_python(env.image).split(".")[:2])
+        requirements = tuple(dict.fromkeys([*env.packages, *RUNTIME_REQUIREMENTS]))
+        groups.setdefault((root(name), python), {})[name] = requirements
+    return [LockInput(python, requirements) for (_, python), requirements in sorted(groups.items())]
+
+
+def lock_path(module_file: Path) -> Path:
+    """Where a program's lock lives: beside its module, `pipeline.py` -> `pipeline.lock.toml`
+    (`pkg/__init__.py` -> `pkg/__init__.lock.toml`)."""
+    return module_file.with_name(module_file.stem + ".lock.toml")
+
+
+_HEADER = (
+    "# flyte-infra lock: one resolution per connected DAG of environments, for {platform}.\n"
+    "# Written by `flyte-infra lock`; commit it. Every image installs exactly these wheels.\n"
+)
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    """Write `lock` as TOML (sorted, so a change reads as a small diff)."""
+    document: dict[str, Any] = {
+        "version": LOCK_FORMAT,
+        "platform": PLATFORM,
+        "groups": [
+            {
+                "python": group.python,
+                "input-hash": group.input_hash,
+                "environments": {name: list(group.closures[name]) for name in group.environments},
+                "packages": [
+                    {
+                        "name": package.name,
+                        "version": package.version,
+                        "url": package.url,
+                        "sha256": package.sha256,
+                        **({"size": package.size} if package.size is not None else {}),
+                    }
+                    for _, package in sorted(group.packages.items())
+                ],
+            }
+            for group in sorted(lock.groups, key=lambda group: group.environments)
+        ],
+    }
+    text = _HEADER.format(platform=PLATFORM) + tomli_w.dumps(document)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def read_lock(path: Path) -> Lock:
+    """The lock at `path`; an empty lock when there is no file; LockError when it cannot be read."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return Lock(path=path)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise LockError(f"lock file {path}: cannot be read ({error}); run `flyte-infra lock`") from error
+    if document.get("version") != LOCK_FORMAT or document.get("platform") != PLATFORM:
+        return Lock(path=path)  # another format or platform: every group is stale
+    try:
+        groups = tuple(
+            LockGroup(
+                python=group["python"],
+                input_hash=group["input-hash"],
+                packages={
+                    package["name"]: LockedPackage(
+                        package["name"],
+                        package["version"],
+                        package["url"],
+                        package["sha256"],
+                        package.get("size"),
+                    )
+                    for package in group["packages"]
+                },
+                closures={name: tuple(closure) for name, closure in group["environments"].items()},
+            )
+            for group in document.get("groups", [])
+        )
+    except (KeyError, TypeError) as error:
+        raise LockError(f"lock file {path}: malformed ({error!r}); run `flyte-infra lock`") from error
+    return Lock(groups, path)
