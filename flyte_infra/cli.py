@@ -340,8 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = os.environ.get(OFFLINE_VARIABLE)
     if args.offline:  # the Pulumi program, run by the engine, reads it too
         os.environ[OFFLINE_VARIABLE] = "1"
+    try:
+        return _run(args)
+    finally:
+        if previous is None:
+            os.environ.pop(OFFLINE_VARIABLE, None)
+        else:
+            os.environ[OFFLINE_VARIABLE] = previous
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(args.handler(args))
         sys.stdout.flush()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
+from ..deploy.graph import discover
 from ..deploy.packages import RUNTIME_REQUIREMENTS, image_python
 from ..errors import LockError
 
@@ -168,9 +169,9 @@ class Lock:
 def lock_inputs(environments: Iterable[TaskEnvironment]) -> list[LockInput]:
     """One input per connected DAG and Python; one per environment that opts out of sharing.
 
-    `environments` are all a program has (as discovered through depends_on), in any order.
+    `environments` and every environment they reach through depends_on are covered.
     """
-    envs = {env.name: env for env in environments}
+    envs = {env.name: env for env in discover(environments)}
     parent = {name: name for name in envs}
 
     def root(name: str) -> str:

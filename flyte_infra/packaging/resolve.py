@@ -182,11 +182,15 @@ def _conflict(item: LockInput, stderr: str) -> LockError:
     ]
     involved = list(dict.fromkeys(env for env, _ in culprits)) or list(item.environments)
     named = ", ".join(f"{line} in '{env}'" for env, line in culprits[:6])
+    if "no wheels" in reason or "no versions" in reason or "not found in the package registry" in reason:
+        fix = f"require a version that has a wheel for CPython {item.python} on {PLATFORM}, or publish one"
+    else:
+        fix = "align the versions, or set shared_lock=False on the environment that must differ"
     return LockError(
-        f"{_names(involved)}: packages cannot be installed together"
+        f"{_names(involved)}: packages cannot be resolved"
         + (f" ({named})" if named else "")
-        + f": {reason[:400]}; fix: align the versions, or set shared_lock=False on the environment "
-        "that must differ",
+        + f": {reason[:400]}; "
+        f"fix: {fix}",
         environments=involved,
         packages=sorted({_requirement_name(line) for _, line in culprits}),
     )
@@ -211,7 +215,10 @@ def program_lock(program: Program, *, offline: bool = False, write: bool = True)
     inputs = lock_inputs(program.environments)
     stale = stored.stale(inputs)
     if not stale:
-        return stored.restricted_to(inputs)
+        current = stored.restricted_to(inputs)
+        if write and path is not None and len(current.groups) < len(stored.groups):
+            write_lock(current, path)  # resolutions of removed environments go
+        return current
     if offline:
         names = sorted({name for item in stale for name in item.environments})
         where = path.name if path is not None else "no lock file"
