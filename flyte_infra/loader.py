@@ -157,8 +157,15 @@ def _import_quietly(reference: str) -> ModuleType:
             if not path.is_file():
                 raise LoadError(f"cannot load '{one_line(reference)}': no such file", module=reference)
             directory = str(path.resolve().parent)
-            if directory not in sys.path:
-                sys.path.insert(0, directory)
+            if directory in sys.path:
+                sys.path.remove(directory)
+            sys.path.insert(0, directory)  # first: another folder's module of that name must not win
+            loaded = sys.modules.get(path.stem)
+            if (
+                loaded is not None
+                and Path(getattr(loaded, "__file__", None) or "").resolve() != path.resolve()
+            ):
+                del sys.modules[path.stem]  # another file of the same name, loaded before in this process
             return importlib.import_module(path.stem)
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+
+import httpx
+from packaging.utils import canonicalize_name
 
 from flyte_infra.artifacts.dockerfile import image_spec
 from flyte_infra.deploy.settings import StackSettings
 from flyte_infra.docker.build import build_image
 from flyte_infra.loader import Program
 from flyte_infra.packaging.resolve import program_lock
-from flyte_infra.packaging.wheels import write_wheels
 
 
 def docker(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -37,3 +40,26 @@ def build_all(program: Program, settings: StackSettings, workdir: Path) -> dict[
             built[spec.tag] = build_image(spec, settings, workdir, push=False)
         names[environment.name] = built[spec.tag]
     return names
+
+
+def manifest_layers(reference: str) -> list[str]:
+    """The layer blob digests of `registry/repo:tag@sha256:...`, as the registry on loopback holds them."""
+    name, digest = reference.split("@")
+    registry, repository = name.rsplit(":", 1)[0].split("/", 1)
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    )
+    response = httpx.get(f"http://{registry}/v2/{repository}/manifests/{digest}", headers={"Accept": accept})
+    response.raise_for_status()
+    return [layer["digest"] for layer in response.json()["layers"]]
+
+
+def installed_versions(image: str) -> dict[str, str]:
+    """Name -> version of every distribution installed in `image`'s package layers."""
+    probe = (
+        "import importlib.metadata as m, json, sys\n"
+        "dists = m.distributions(path=[p for p in sys.path if p.startswith('/opt/flyte-infra/site/')])\n"
+        "print(json.dumps({d.metadata['Name']: d.version for d in dists}))"
+    )
+    output = docker("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", probe).stdout
+    return {canonicalize_name(name): version for name, version in json.loads(output).items()}

@@ -206,16 +206,26 @@ FIELDS = {
     "baseImages value": lambda value: {"stack": {"baseImages": {"python:3.11-slim-bookworm": value}}},
     "clusterDomain": lambda value: {"stack": {"clusterDomain": value}},
     "module file name": lambda value: {"file": value.replace("/", "_")},  # a file name has no /
+    "lock file version": lambda value: {"pin": {"version": value}},
+    "lock file name": lambda value: {"pin": {"name": value}},
 }
 
 
-def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs"):
+def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs", pin=None):
     """Render a one-environment program with the given fields; the Dockerfile's lines and each
-    manifest file's documents, or the error's text."""
+    manifest file's documents, or the error's text.
+
+    The program is locked by `fake_lock`, written beside the module and read back; `pin` changes
+    the fields of one package in that file first (as a hand-edited lock would)."""
+    from dataclasses import replace
+
     from flyte_infra.artifacts.render import render
     from flyte_infra.deploy.settings import StackSettings
     from flyte_infra.errors import FlyteInfraError
     from flyte_infra.loader import load_program
+    from flyte_infra.packaging.lock import lock_path, read_lock, write_lock
+
+    from .locks import fake_lock
 
     fields = {"name": "inj", **(env or {})}
     secrets = f"secrets=[flyte.Secret(**{secret!r})], " if secret else ""
@@ -224,11 +234,24 @@ def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs"):
     module = folder / f"{file}.py"
     module.write_text(f"import flyte_infra as flyte\nenv = flyte.TaskEnvironment({secrets}**{fields!r})\n")
     out = tmp_path / "out"
+    # a lock file edited to break a line is refused by image_spec's ValueError, not a FlyteInfraError
+    refused = (FlyteInfraError, ValueError) if pin else FlyteInfraError
     try:
         program = load_program(str(module))
         settings = StackSettings.from_config({"module": str(module), **(stack or {})}, stack="dev")
-        render(program, settings, out)
-    except FlyteInfraError as error:
+        lock = fake_lock(program.environments)
+        if pin:  # edited consistently: a renamed package is renamed in every closure too
+            [group] = lock.groups
+            edited = replace(group.packages["pyyaml"], **pin)
+            packages = {**{k: v for k, v in group.packages.items() if k != "pyyaml"}, edited.name: edited}
+            closures = {
+                env: tuple(edited.name if name == "pyyaml" else name for name in closure)
+                for env, closure in group.closures.items()
+            }
+            lock = replace(lock, groups=(replace(group, packages=packages, closures=closures),))
+        write_lock(lock, lock_path(program.module_file))
+        render(program, settings, out, lock=read_lock(lock_path(program.module_file)))
+    except refused as error:
         assert not out.exists()
         return str(error)
     dockerfiles = [path.read_text().splitlines() for path in out.glob("images/*/Dockerfile")]

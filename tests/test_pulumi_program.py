@@ -19,6 +19,8 @@ from flyte_infra.loader import Program, load_program
 from flyte_infra.pulumi import TYPE_TOKEN, deploy, main
 from flyte_infra.pulumi.program import promoted_image_refs, read_settings
 
+from .locks import fake_lock
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "ml_pipeline.py"
 IMAGE = "docker:index/image:Image"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -79,10 +81,27 @@ def monitor() -> RecordingMonitor:
     return use_mocks(Mocks())
 
 
-def use_mocks(mocks: Mocks, stack: str = "dev") -> RecordingMonitor:
+@pytest.fixture(autouse=True)
+def wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[Any, Path]]:
+    """The (layers, context) of every `write_wheels` call, which writes and downloads nothing here.
+
+    Build contexts go under `tmp_path`, and `deploy` may not resolve a lock itself (uv, the
+    network, a `<module>.lock.toml` beside the example): every test passes one."""
+    calls: list[tuple[Any, Path]] = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("flyte_infra.pulumi.program.write_wheels", lambda *call: calls.append(call))
+
+    def no_resolution(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("deploy resolved a lock: pass lock=fake_lock(...)")
+
+    monkeypatch.setattr("flyte_infra.pulumi.program.program_lock", no_resolution)
+    return calls
+
+
+def use_mocks(mocks: Mocks, stack: str = "dev", preview: bool = False) -> RecordingMonitor:
     asyncio.set_event_loop(asyncio.new_event_loop())  # other tests' asyncio.run leaves none behind
     recording = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="flyte-infra", stack=stack, preview=False, monitor=recording)
+    pulumi.runtime.set_mocks(mocks, project="flyte-infra", stack=stack, preview=preview, monitor=recording)
     return recording
 
 
@@ -104,6 +123,7 @@ def deployed(program: Program, stack_settings: StackSettings, **options: Any) ->
     refs: dict[str, str] = {}
 
     options.setdefault("worker_token", "test-token")
+    options.setdefault("lock", fake_lock(program.environments))
 
     @pulumi.runtime.test
     def run() -> Any:
@@ -176,16 +196,37 @@ def test_deployment_inputs_carry_compute_gpu_and_security(monitor: RecordingMoni
     assert "affinity" not in cpu_pod and "tolerations" not in cpu_pod
 
 
-def test_images_build_only_on_up_and_identical_specs_build_once(monitor: RecordingMonitor) -> None:
+def test_images_build_only_on_up_and_identical_specs_build_once(
+    monitor: RecordingMonitor, wheels: list[tuple[Any, Path]]
+) -> None:
     refs = deployed(load_program(str(EXAMPLE)), settings())
     images = monitor.inputs(IMAGE)
-    # train and pipeline have the same base and packages: one image serves both
+    # train and pipeline have the same base and closure: one image serves both
     assert set(images) == {"data-prep-image", "train-image"}
     for image in images.values():
         assert image["buildOnPreview"] is False and image["skipPush"] is False
-        assert image["build"]["network"] == "host" and image["build"]["builderVersion"] == "BuilderBuildKit"
+        assert image["build"]["network"] == "none" and image["build"]["builderVersion"] == "BuilderBuildKit"
         assert image["imageName"].startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
     assert refs["train"] == refs["pipeline"] != refs["data-prep"]
+    # each context built gets the wheels of the layers its Dockerfile mounts, once
+    assert sorted(str(context) for _, context in wheels) == sorted(
+        i["build"]["context"] for i in images.values()
+    )
+    for layers, context in wheels:
+        dockerfile = (context / "Dockerfile").read_text()
+        mounted = [
+            line.split("source=wheels/", 1)[1].split(",", 1)[0]
+            for line in dockerfile.splitlines()
+            if "source=wheels/" in line
+        ]
+        assert mounted == [layer.key for layer in layers] != []
+
+
+def test_a_preview_fetches_no_wheels(wheels: list[tuple[Any, Path]]) -> None:
+    monitor = use_mocks(Mocks(), preview=True)
+    deployed(load_program(str(EXAMPLE)), settings())
+    assert set(monitor.inputs(IMAGE)) == {"data-prep-image", "train-image"}  # registered, not built
+    assert wheels == []
 
 
 def test_a_preflight_failure_registers_nothing(monitor: RecordingMonitor, tmp_path: Path) -> None:
@@ -193,25 +234,30 @@ def test_a_preflight_failure_registers_nothing(monitor: RecordingMonitor, tmp_pa
     parent = TaskEnvironment("parent", packages=["torch==2.0"], depends_on=[child])
     program = Program("bad", (), (child, parent))
     with pytest.raises(PreflightError, match="package 'torch'"):
-        deploy(program, settings())
+        deploy(program, settings(), lock=fake_lock(program.environments))
     assert registered(monitor) == []
 
 
 def test_a_stack_setting_naming_no_environment_registers_nothing(monitor: RecordingMonitor) -> None:
     with pytest.raises(InvalidSpecError, match="replicasPerEnvironment: no environment named 'trian'"):
-        deploy(load_program(str(EXAMPLE)), settings(replicasPerEnvironment={"trian": 2}))
+        program = load_program(str(EXAMPLE))
+        deploy(program, settings(replicasPerEnvironment={"trian": 2}), lock=fake_lock(program.environments))
     assert registered(monitor) == []
 
 
-def test_promotion_deploys_the_previous_stage_digests_without_building() -> None:
+def test_promotion_deploys_the_previous_stage_digests_without_building(
+    wheels: list[tuple[Any, Path]],
+) -> None:
     program = load_program(str(EXAMPLE))
     use_mocks(Mocks())
     dev_refs = deployed(program, settings())
+    assert len(wheels) == 2
+    wheels.clear()
     monitor = use_mocks(Mocks(previous_refs=dev_refs), stack="staging")
     staging = settings(promoteFrom="dev", namespace="flyte-staging")
     staging_refs = deployed(program, staging, promoted=promoted_image_refs(staging))
     assert staging_refs == dev_refs
-    assert monitor.of_type(IMAGE) == {}
+    assert monitor.of_type(IMAGE) == {} and wheels == []  # nothing built, no wheel fetched
     reads = [(read.type, read.id) for read in monitor.reads]
     assert reads == [("pulumi:pulumi:StackReference", "organization/flyte-infra/dev")]
     pod = monitor.inputs(DEPLOYMENT)["train-deployment"]["spec"]["template"]["spec"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import shlex
 from dataclasses import dataclass
 from functools import cache
@@ -11,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..deploy.packages import RUNTIME_REQUIREMENTS
-from ..packaging.lock import Layer
+from ..packaging.lock import Layer, uv_version
 
 if TYPE_CHECKING:
     from ..deploy.settings import StackSettings
@@ -78,7 +77,11 @@ class ImageSpec:
 SITE_DIR = "/opt/flyte-infra/site"
 """Where package layers install, each into `<key>/`: no file outside it changes, and every modified
 directory's time is set to the epoch, so a layer's bytes depend on its wheels alone, not on the
-layers below it; the registry and nodes then store a layer once for every image that has it."""
+layers below it; the registry and nodes then store a layer once for every image that has it.
+Bytecode is compiled in one process with a fixed hash seed and hash-based invalidation: several
+processes, or random seeds, order set constants and shared references differently run to run. uv's
+records of where a wheel came from (`direct_url.json`: the mount; `uv_cache.json`: its time) are
+removed, with their RECORD lines."""
 
 _MOUNT = "/mnt"
 """Where a package layer's wheels (and uv beside them) are mounted while it is built: a directory
@@ -89,15 +92,20 @@ def _package_lines(layers: tuple[Layer, ...], lock_name: str) -> list[str]:
     lines = [f"# package layers, most shared first, from {lock_name}; installed with uv {uv_version()}"]
     for layer in layers:
         target = f"{SITE_DIR}/{layer.key}"
-        lines += [
-            f"# {', '.join(package.pin for package in layer.packages)} (for {', '.join(layer.users)})",
-            f"RUN --mount=type=bind,source=wheels/{layer.key},target={_MOUNT} "
+        records = f"{target}/*.dist-info"
+        steps = [
             f"{_MOUNT}/uv pip install --quiet --no-deps --no-index --offline --no-cache --python python3 "
-            f"--target {target} {_MOUNT}/*.whl"
-            f" && rm -f {target}/*.dist-info/direct_url.json"
-            f" && python3 -m compileall -q -j0 --invalidation-mode unchecked-hash {target}"
-            f" && find {target} -exec touch -h -d @0 {{}} +"
-            f" && touch -h -d @0 {SITE_DIR} /opt/flyte-infra /opt /tmp",
+            f"--target {target} {_MOUNT}/*.whl",
+            f"rm -f {records}/direct_url.json {records}/uv_cache.json",
+            "sed -i -e '/dist-info\\/direct_url.json,/d' -e '/dist-info\\/uv_cache.json,/d' "
+            f"{records}/RECORD",
+            f"PYTHONHASHSEED=0 python3 -m compileall -q -j1 --invalidation-mode unchecked-hash {target}",
+            f"find {target} -exec touch -h -d @0 {{}} +",
+            f"touch -h -d @0 {SITE_DIR} /opt/flyte-infra /opt /tmp",
+        ]
+        lines += [
+            f"# {', '.join(package.pin for package in layer.packages)}",
+            f"RUN --mount=type=bind,source=wheels/{layer.key},target={_MOUNT} " + " && ".join(steps),
         ]
     return lines
 
@@ -178,13 +186,6 @@ def _layer_files(layers: tuple[ImageLayer, ...]) -> dict[str, bytes]:
         for index, layer in enumerate(layers)
         for relative, content in layer.files
     }
-
-
-@cache
-def uv_version() -> str:
-    """The version of the uv that installs package layers (the Dockerfile names it, so a new uv
-    gives new tags)."""
-    return importlib.metadata.version("uv")
 
 
 @cache

@@ -155,6 +155,7 @@ def build_images(
     *,
     push: bool = True,
     lock: Lock | None = None,
+    no_cache: bool = False,
 ) -> dict[str, str]:
     """Image reference of every environment (by digest when pushed).
 
@@ -174,7 +175,9 @@ def build_images(
     references = {}
     for name, spec in specs.items():
         if spec.tag not in by_tag:
-            by_tag[spec.tag] = build_image(spec, settings, workdir, push=push, environment=name)
+            by_tag[spec.tag] = build_image(
+                spec, settings, workdir, push=push, no_cache=no_cache, environment=name
+            )
         references[name] = by_tag[spec.tag]
     return references
 

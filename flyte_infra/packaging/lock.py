@@ -14,13 +14,17 @@ SHA-256 for the images' platform. It is pure data here: resolution is in `resolv
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomli_w
+from packaging.version import InvalidVersion, Version
 
 from ..deploy.graph import discover
 from ..deploy.packages import RUNTIME_REQUIREMENTS, image_python
@@ -40,6 +44,7 @@ __all__ = [
     "lock_inputs",
     "lock_path",
     "read_lock",
+    "uv_version",
     "write_lock",
 ]
 
@@ -48,6 +53,12 @@ PLATFORM = "x86_64-manylinux_2_28"
 Ubuntu 20.04+, the python:3.x images). Kubernetes nodes here are amd64."""
 
 LOCK_FORMAT = 1
+
+
+@cache
+def uv_version() -> str:
+    """The version of the uv that resolves and installs (Dockerfiles name it: a new uv, new tags)."""
+    return importlib.metadata.version("uv")
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,45 @@ def write_lock(lock: Lock, path: Path) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
     temporary.replace(path)
+
+
+_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_URL = re.compile(r"https?://[!-~]+")
+
+
+def _checked_package(entry: dict[str, Any], path: Path) -> LockedPackage:
+    """A package entry of a lock file, each field checked: they reach Dockerfiles and file names."""
+    package = LockedPackage(entry["name"], entry["version"], entry["url"], entry["sha256"], entry.get("size"))
+    problem = None
+    if not isinstance(package.name, str) or not _NAME.fullmatch(package.name):
+        problem = f"package name {package.name!r:.80} is not a normalized package name"
+    elif not isinstance(package.version, str) or not _is_version(package.version):
+        problem = f"{package.name}: version {package.version!r:.80} is not a PEP 440 version"
+    elif (
+        not isinstance(package.url, str)
+        or not _URL.fullmatch(package.url)
+        or not package.filename.endswith(".whl")
+    ):
+        problem = f"{package.name}: url {package.url!r:.120} is not an http(s) URL of a wheel"
+    elif not isinstance(package.sha256, str) or not _SHA256.fullmatch(package.sha256):
+        problem = f"{package.name}: sha256 {package.sha256!r:.80} is not 64 lowercase hex digits"
+    if problem:
+        raise LockError(
+            f"lock file {path.name}: {problem}; run `flyte-infra lock` to rewrite it",
+            packages=[str(package.name)],
+        )
+    return package
+
+
+def _is_version(text: str) -> bool:
+    if not text.isprintable() or text != text.strip():
+        return False
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def read_lock(path: Path) -> Lock:

@@ -7,6 +7,9 @@ The index is uv's (`UV_DEFAULT_INDEX`, `UV_INDEX_URL` or PyPI); only wheels are 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -20,6 +23,7 @@ import uv
 
 from ..errors import LockError
 from .lock import (
+    LOCK_FORMAT,
     PLATFORM,
     Lock,
     LockedPackage,
@@ -28,6 +32,7 @@ from .lock import (
     lock_inputs,
     lock_path,
     read_lock,
+    uv_version,
     write_lock,
 )
 
@@ -48,6 +53,9 @@ _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)\s*(?
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _DECORATION = re.compile("^(?:[\\s\u00d7\u2570\u2500\u25b6\u2502]|error:|cause:)+")
 """What uv puts before the lines of its error report: tree drawing and `error:` / `cause:`."""
+_UNREACHABLE = re.compile(
+    r"Failed to fetch|error sending request|Could not connect|dns error|tcp connect error"
+)
 _MENTIONED = re.compile(r"\b([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:==|>=|<=|!=|~=|>|<)")
 
 
@@ -69,7 +77,60 @@ def resolve(inputs: Iterable[LockInput], previous: Lock | None = None, path: Pat
 
 
 def resolve_group(item: LockInput) -> LockGroup:
-    """Resolve one input; LockError naming the environments and packages when it cannot be."""
+    """Resolve one input; LockError naming the environments and packages when it cannot be.
+
+    A resolution is kept in the user's cache by what it was made from (requirements, Python and
+    platform, not environment names), so `check` and `plan`, which write no lock, resolve an input
+    once, and environments with identical requirements are resolved once.
+    """
+    ordered = sorted(item.environments, key=lambda name: (sorted(item.requirements[name]), name))
+    key = _resolution_key(item, ordered)
+    cached = _cached_resolution(key, item, ordered)
+    if cached is not None:
+        return cached
+    group = _resolve_now(item)
+    _store_resolution(key, group, ordered)
+    return group
+
+
+def _resolution_key(item: LockInput, ordered: list[str]) -> str:
+    digest = hashlib.sha256(f"{LOCK_FORMAT}\n{item.python}\n{PLATFORM}\n{uv_version()}\n".encode())
+    for name in ordered:
+        digest.update(json.dumps(sorted(item.requirements[name])).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _cache_file(key: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "flyte-infra" / "resolutions" / f"{key}.json"
+
+
+def _cached_resolution(key: str, item: LockInput, ordered: list[str]) -> LockGroup | None:
+    try:
+        document = json.loads(_cache_file(key).read_text())
+        packages = {entry["name"]: LockedPackage(**entry) for entry in document["packages"]}
+        closures = {name: tuple(closure) for name, closure in zip(ordered, document["closures"], strict=True)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return LockGroup(item.python, item.input_hash, packages, closures)
+
+
+def _store_resolution(key: str, group: LockGroup, ordered: list[str]) -> None:
+    path = _cache_file(key)
+    document = {
+        "packages": [dataclasses.asdict(package) for _, package in sorted(group.packages.items())],
+        "closures": [list(group.closures[name]) for name in ordered],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(document))
+        temporary.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def _resolve_now(item: LockInput) -> LockGroup:
     with tempfile.TemporaryDirectory(prefix="flyte-infra-lock-") as work:
         folder = Path(work)
         files = {}
@@ -108,6 +169,14 @@ def _compile(item: LockInput, folder: Path, arguments: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired) as error:
         raise LockError(f"cannot run uv to lock {_names(item.environments)}: {error}") from error
     if completed.returncode != 0:
+        if _UNREACHABLE.search(completed.stderr):
+            reason = " ".join(_DECORATION.sub("", line).strip() for line in completed.stderr.splitlines()[:2])
+            raise LockError(
+                f"{_names(item.environments)}: packages: cannot reach the package index ({reason[:300]}); "
+                "fix: check the network and the index (UV_DEFAULT_INDEX), or use --offline with a "
+                "committed lock",
+                environments=item.environments,
+            )
         raise _conflict(item, completed.stderr)
     return completed.stdout
 

@@ -18,6 +18,7 @@ from flyte_infra.errors import InvalidSpecError, TaskTimeoutError, UnsupportedFe
 from flyte_infra.loader import load_program
 from flyte_infra.runtime.routing import WorkerRouter
 
+from ..locks import fake_lock
 from ..stacks import stack
 from .helpers import MODULES, load_source
 
@@ -28,13 +29,19 @@ def pipeline():
 
 
 def test_the_image_builder_becomes_the_dockerfile_of_the_environment(pipeline):
-    spec = image_spec(pipeline.environment("data_prep"), pipeline, stack())
+    lock = fake_lock(pipeline.environments)
+    spec = image_spec(pipeline.environment("data_prep"), pipeline, stack(), lock)
     lines = spec.dockerfile.splitlines()
     assert lines[1] == "FROM python:3.12-slim-bookworm"
     apt = next(i for i, line in enumerate(lines) if line.startswith("RUN apt-get update"))
     assert lines[apt].startswith("RUN apt-get update && apt-get install -y --no-install-recommends git curl")
-    pip = next(i for i, line in enumerate(lines) if "pip install" in line and "'pyyaml>=6'" in line)
-    assert apt < pip  # system packages first, then Python's
+    [layer] = spec.layers
+    packages = lines.index(next(line for line in lines if f"source=wheels/{layer.key}," in line))
+    assert lines[packages].startswith("RUN --mount=type=bind,") and "pyyaml==1.0" in lines[packages - 1]
+    assert apt < packages < lines.index("ENV MODE=test")  # system packages first, then Python's
+    assert spec.network == "host"  # apt and the image's commands need it; package layers do not
+    trainer = image_spec(pipeline.environment("trainer_gpu"), pipeline, stack(), lock)
+    assert "# numpy==1.0" in trainer.dockerfile.splitlines()  # with_pip_packages
     assert "ENV MODE=test" in lines
     assert "RUN echo built > /tmp/built" in lines
     assert "WORKDIR /app" in lines
@@ -52,7 +59,7 @@ def test_source_files_and_folders_are_copied_into_the_build_context(tmp_path):
     )
     environment = flyte.TaskEnvironment("with_sources", image=image)
     program = load_source(tmp_path, "import flyte\nenv = flyte.TaskEnvironment('placeholder')\n")
-    spec = image_spec(environment, program, stack())
+    spec = image_spec(environment, program, stack(), fake_lock([environment]))
     assert "COPY source/0/ /etc/app/conf" in spec.dockerfile
     assert "COPY source/1/run.sh /usr/local/bin/run.sh" in spec.dockerfile
     assert spec.files["source/0/a.yaml"] == b"a: 1\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import flyte
@@ -12,6 +14,7 @@ from flyte_infra.deploy.graph import build_graph
 from flyte_infra.errors import InvalidSpecError, NameCollisionError
 from flyte_infra.runtime.client import endpoint_of
 
+from ..locks import fake_lock
 from ..stacks import stack
 from .helpers import MODULES, ROOT, cli, load_source
 
@@ -25,7 +28,10 @@ def test_import_flyte_gives_flyte_infras_environment_and_task_types():
 def test_an_unmodified_flyte2_module_passes_check_and_plan_through_the_cli():
     checked = cli("check", str(MODULES / "pipeline_flyte2.py"))
     assert checked.returncode == 0, checked.stderr
-    assert "ok: 2 environment(s)" in checked.stdout
+    # one DAG, one Python: one resolution (uv, over the network: there is no stored lock)
+    summary = r"ok: 2 environment\(s\), [1-9]\d* package\(s\) locked in 1 resolution\(s\), no errors\n"
+    assert re.fullmatch(summary, checked.stdout), checked.stdout
+    assert not (MODULES / "pipeline_flyte2.lock.toml").exists()  # check writes no lock
     planned = cli("plan", str(MODULES / "pipeline_flyte2.py"))
     assert planned.returncode == 0, planned.stderr
     assert "deploy order: data_prep -> trainer_gpu" in planned.stdout
@@ -55,10 +61,12 @@ def test_when_another_flyte_package_comes_first_the_loader_uses_ours_and_says_so
 
 def test_the_worker_image_carries_the_flyte_package_on_its_python_path():
     program = flyte_infra.loader.load_program(str(MODULES / "pipeline_flyte2.py"))
-    spec = image_spec(program.environment("data_prep"), program, stack())
+    spec = image_spec(program.environment("data_prep"), program, stack(), fake_lock(program.environments))
     assert "runtime/flyte/__init__.py" in spec.files
     assert "runtime/flyte/_local.py" in spec.files
-    assert "ENV PYTHONPATH=/opt/flyte-infra/runtime:" in spec.dockerfile
+    [layer] = spec.layers
+    paths = "/opt/flyte-infra/runtime:/opt/flyte-infra/code:/opt/flyte-infra/site/" + layer.key
+    assert f"ENV PYTHONPATH={paths} " in spec.dockerfile  # flyte first, then the code and packages
 
 
 def test_snake_case_names_are_accepted_and_kubernetes_names_derived(tmp_path):

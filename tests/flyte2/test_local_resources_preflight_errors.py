@@ -13,7 +13,9 @@ from flyte_infra.deploy.graph import build_graph
 from flyte_infra.deploy.preflight import called_tasks, preflight
 from flyte_infra.errors import InvalidSpecError, UnsupportedFeatureError
 from flyte_infra.loader import load_program
+from flyte_infra.packaging.lock import lock_path, write_lock
 
+from ..locks import fake_lock
 from ..stacks import stack
 from .helpers import MODULES, ROOT, cli, load_source
 
@@ -222,7 +224,11 @@ def test_plan_piped_into_a_reader_that_stops_ends_quietly(tmp_path):
         "for i in range(1500):\n"
         "    globals()[f'env_{i}'] = flyte.TaskEnvironment(f'e-{i}', packages=['numpy==2.0.1'])\n"
     )
-    command = f"{sys.executable} -m flyte_infra.cli plan {module} | head -1"
+    # plan resolves the packages unless the stored lock is up to date: store one and forbid resolving,
+    # so no package index is needed (1500 unconnected environments would be 1500 uv resolutions)
+    program = load_program(str(module))
+    write_lock(fake_lock(program.environments), lock_path(program.module_file))
+    command = f"{sys.executable} -m flyte_infra.cli --offline plan {module} | head -1"
     completed = subprocess.run(
         ["bash", "-c", command],
         capture_output=True,
