@@ -192,6 +192,24 @@ def test_markers_apply_as_in_each_image_and_the_child_s_packages_as_the_parent_i
     assert preflight([TaskEnvironment("parent", depends_on=[child])]).ok
 
 
+def test_a_package_needed_deep_in_the_closure_is_named_once_for_the_first_environment_needing_it():
+    backport = "tomli>=2; python_version < '3.11'"  # applies only in the top's 3.10 image
+    deep = [TaskEnvironment(name, packages=[backport]) for name in ("deep-b", "deep-a")]
+    upper = TaskEnvironment("upper", depends_on=[TaskEnvironment("lower", depends_on=deep)])
+    top = TaskEnvironment("top", image="python:3.10-slim", depends_on=[upper])
+    (finding,) = preflight([top]).findings  # upper and lower, on 3.11, need nothing
+    assert (finding.environment, finding.subject) == ("top", "package 'tomli'")
+    assert finding.message.startswith("depends (through depends_on) on 'deep-a', whose packages")
+    # a direct dependency with the same need comes before the rest of the closure
+    top.add_dependency(TaskEnvironment("side", packages=[backport]))
+    (finding,) = preflight([top]).findings
+    assert finding.message.startswith("depends on 'side', whose packages it must include: missing")
+    deep[0].add_dependency(top)  # a cycle: reported beside the same package finding
+    cycle, finding = preflight([top]).findings
+    assert cycle.subject == "depends_on" and "dependency cycle" in cycle.message
+    assert finding.message.startswith("depends on 'side', whose packages it must include: missing")
+
+
 def test_a_child_s_packages_that_contradict_on_the_parent_s_python_are_an_error():
     child = TaskEnvironment(
         "child", image="python:3.12-slim", packages=["c==1; python_version < '3.12'", "c>=2"]

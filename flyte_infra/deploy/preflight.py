@@ -5,7 +5,7 @@ from __future__ import annotations
 import dis
 import functools
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,9 @@ def preflight(roots: Iterable[TaskEnvironment]) -> PreflightReport:
         findings.extend(_runtime_findings(name, runtime_conflicts(packages)))
         for task in environment.tasks.values():
             calls[task] = called_tasks(task)
-    findings.extend(_package_findings(environments, package_sets, edges))
+    findings.extend(
+        _package_findings(environments, package_sets, edges, None if graph is None else graph.order)
+    )
     findings.extend(_call_findings(calls, edges))
     findings.extend(_hint_findings(calls))
     return PreflightReport(graph, findings)
@@ -132,27 +134,76 @@ def _hint_findings(calls: Calls) -> Iterator[Finding]:
             )
 
 
+Coverage = list[CoverageProblem] | ValueError
+"""What a parent lacks of a child's packages (empty: nothing), or why the child's packages
+contradict each other on the parent's Python."""
+
+
 def _package_findings(
-    environments: Mapping[str, TaskEnvironment], package_sets: Mapping[str, PackageSet], edges: Edges
+    environments: Mapping[str, TaskEnvironment],
+    package_sets: Mapping[str, PackageSet],
+    edges: Edges,
+    order: Sequence[str] | None,
 ) -> Iterator[Finding]:
     """Each environment's packages must cover those of every environment it reaches through
-    depends_on (the transitive closure), so one pass names everything each one must add."""
+    depends_on (the transitive closure), so one pass names everything each one must add.
+
+    Environments with the same package lines and Python need the same packages, so a parent is
+    compared with each distinct package list it reaches, and each pair of lists is compared once.
+    Only a parent that lacks something walks its closure, direct dependencies in depends_on order
+    then the others by name, to name each missing package once, for the first environment that
+    needs it. `order` (dependencies first) is the graph's deploy order, None when depends_on has
+    a cycle.
+    """
+    numbers: dict[tuple[tuple[str, ...], str], int] = {}  # each distinct (lines, Python) -> a number
+    lists: dict[str, int] = {}  # each environment -> the number of its package list
+    having: list[str] = []  # each number -> an environment with that list
+    for name in edges:
+        lines = (tuple(map(str.__str__, environments[name].packages)), package_sets[name].python)
+        number = lists[name] = numbers.setdefault(lines, len(numbers))
+        if number == len(having):  # a list not seen before
+            having.append(name)
+    reached = _lists_reached(edges, lists, order)
+    coverage: dict[tuple[int, int], Coverage] = {}
+    covered: dict[int, set[int]] = {}  # each parent list -> the child lists it covers
+
+    def compare(parent: int, child: int) -> Coverage:
+        if (parent, child) not in coverage:
+            have, need = package_sets[having[parent]], package_sets[having[child]]
+            if need.values <= have.values:  # every child line verbatim in the parent: covered
+                coverage[parent, child] = []
+            elif need.python == have.python:
+                coverage[parent, child] = missing_coverage(have, need)
+            else:  # the child's packages, as the parent's image installs them
+                try:
+                    reparsed = package_set(environments[having[child]].packages, have.python)
+                except ValueError as error:
+                    coverage[parent, child] = error
+                else:
+                    coverage[parent, child] = missing_coverage(have, reparsed)
+        return coverage[parent, child]
+
     for parent, direct in edges.items():
+        own = lists[parent]
+        fine = covered.setdefault(own, set())
+        lacking = False
+        for listed in reached[parent] - fine:
+            if compare(own, listed):  # problems, or a contradiction
+                lacking = True
+            else:
+                fine.add(listed)
+        if not lacking:
+            continue
         have = package_sets[parent]
         reported: set[str] = set()
         indirect = sorted(reachable(parent, edges) - set(direct) - {parent})
         for child in [*direct, *indirect]:
-            need = package_sets[child]
-            if need.values <= have.values:  # every child line verbatim in the parent: covered
+            result = compare(own, lists[child])
+            if isinstance(result, ValueError):
+                yield _contradiction(parent, child, have.python, result)
                 continue
-            if need.python != have.python:  # the child's packages, as the parent's image installs them
-                try:
-                    need = package_set(environments[child].packages, have.python)
-                except ValueError as error:
-                    yield _contradiction(parent, child, have.python, error)
-                    continue
             how = "depends on" if child in direct else "depends (through depends_on) on"
-            for problem in missing_coverage(have, need):
+            for problem in result:
                 if problem.package in reported:  # already named for a nearer environment
                     continue
                 reported.add(problem.package)
@@ -163,6 +214,25 @@ def _package_findings(
                     f"{how} '{child}', whose packages it must include: {problem.problem}",
                     f"in '{parent}' packages, {problem.fix}",
                 )
+
+
+def _lists_reached(
+    edges: Edges, lists: Mapping[str, int], order: Sequence[str] | None
+) -> dict[str, set[int]]:
+    """For each environment, the package lists (`lists` numbers them) of the environments it
+    reaches through depends_on. With `order` (dependencies first) each environment's set is the
+    union of its dependencies' sets and lists; without it (a cycle) each environment walks its
+    closure."""
+    reached: dict[str, set[int]] = {}
+    if order is None:
+        for parent in edges:
+            reached[parent] = {lists[name] for name in reachable(parent, edges)}
+        return reached
+    for parent in order:
+        found = reached[parent] = {lists[child] for child in edges[parent]}
+        for child in edges[parent]:
+            found |= reached[child]
+    return reached
 
 
 def _contradiction(parent: str, child: str, python: str, error: ValueError) -> Finding:
