@@ -4,6 +4,7 @@ pushes no package bytes when only code changed."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -103,3 +104,33 @@ def test_a_conflicting_dag_fails_at_preflight_before_any_build(tmp_path, capsys,
     assert main(["build", str(module), "--stack", "dev", "--project", str(tmp_path)]) == 1
     assert "packages cannot be resolved" in capsys.readouterr().err
     assert not (tmp_path / ".flyte-infra").exists()
+
+
+def test_in_a_diamond_a_side_layer_is_the_same_layer_above_either_neighbour(docker_services, tmp_path):
+    module = tmp_path / "lockdiamond.py"
+    module.write_text(
+        textwrap.dedent("""
+        from flyte_infra import TaskEnvironment
+        root = TaskEnvironment("root", packages=["six==1.16.0"])
+        left = TaskEnvironment("left", packages=["six==1.16.0", "pyparsing"], depends_on=[root])
+        right = TaskEnvironment("right", packages=["six==1.16.0", "attrs"], depends_on=[root])
+        top = TaskEnvironment(
+            "top", packages=["six==1.16.0", "pyparsing", "attrs", "iniconfig"], depends_on=[left, right]
+        )
+        """)
+    )
+    program = load_program(str(module))
+    lock = program_lock(program)
+    settings = stack_for(program, docker_services.environment()["FLYTE_INFRA_BASE_IMAGE"])
+    refs = build_images(program, settings, tmp_path / "build", lock=lock, push=False)
+    diff_ids = {
+        env: docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", refs[env]).stdout
+        for env in ("right", "top")
+    }
+    position = {  # after the base's layer and /etc's come the package layers, in the lock's order
+        env: 2 + [layer.users for layer in lock.group(env).layers(env)].index(("right", "top"))
+        for env in ("right", "top")
+    }
+    assert (position["right"], position["top"]) == (3, 4)  # above the root's layer; above left's
+    right_layer = json.loads(diff_ids["right"])[position["right"]]
+    assert json.loads(diff_ids["top"])[position["top"]] == right_layer
