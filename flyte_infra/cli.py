@@ -49,14 +49,31 @@ def _locked(program: Program, *, write: bool) -> Lock:
     return program_lock(program, offline=offline_mode(), write=write)
 
 
+def _checked_lock(program: Program) -> Lock | None:
+    """For `check` and `plan`, which build nothing: the lock, resolved if need be but not written;
+    offline without an up-to-date lock, a warning (the rest is still checked) and None."""
+    if offline_mode() and program.module_file is not None:
+        stale = read_lock(lock_path(program.module_file)).stale(lock_inputs(program.environments))
+        if stale:
+            names = ", ".join(sorted(name for item in stale for name in item.environments))
+            print(
+                f"warning: packages not resolved (offline, and {lock_path(program.module_file).name} is "
+                f"missing or out of date for: {names}); `flyte-infra lock` resolves them",
+                file=sys.stderr,
+            )
+            return None
+    return _locked(program, write=False)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Run preflight and resolve the packages (the stored lock when it is up to date); exit 1 on errors."""
     program = load_program(args.module)
     report = _checked(program)
     if not report.ok:
         return 1
-    lock = _locked(program, write=False)
-    print(f"ok: {len(program.environments)} environment(s), {_lock_summary(lock)}, no errors")
+    lock = _checked_lock(program)
+    locked = _lock_summary(lock) if lock is not None else "packages not resolved"
+    print(f"ok: {len(program.environments)} environment(s), {locked}, no errors")
     return 0
 
 
@@ -96,7 +113,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not report.ok:
         return 1
     summary = build_plan(report.raise_for_errors())
-    _locked(program, write=False)
+    _checked_lock(program)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -1,15 +1,20 @@
 """Issue 16, item 4, on the real dockerd: a built worker image gives the worker user nothing to write
-outside scratch directories, carries no setuid binary, and its RUN steps use one package index."""
+outside scratch directories, carries no setuid binary, and its RUN steps reach no network."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
-from flyte_infra.artifacts.dockerfile import image_spec, write_build_context
+from flyte_infra.artifacts.dockerfile import image_spec
+from flyte_infra.docker.build import build_image
+from flyte_infra.errors import ImageBuildError
 from flyte_infra.loader import load_program
+from flyte_infra.packaging.resolve import program_lock
 
 from .images import build_all, docker, stack_for
 
@@ -66,37 +71,35 @@ def test_a_worker_image_carries_no_setuid_or_setgid_file(worker_image):
     )
 
 
-def test_run_steps_install_from_the_one_configured_index_only(docker_services, tmp_path):
-    """A base image that names extra indexes (environment and pip.conf) and a build argument naming a
-    closed loopback index: pip must try that index alone, so the build fails instead of installing
-    from PyPI through the extra ones."""
-    services = docker_services.environment()
-    registry = services["FLYTE_INFRA_REGISTRY"]
-    noisy_base = f"{registry}/flyte-infra-test/extra-index:{uuid.uuid4().hex[:8]}"
-    (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "Dockerfile").write_text(
-        f"FROM {services['FLYTE_INFRA_BASE_IMAGE']}\n"
-        "ENV PIP_EXTRA_INDEX_URL=https://pypi.org/simple PIP_FIND_LINKS=https://pypi.org/simple/six/\n"
-        "RUN printf '[global]\\nextra-index-url = https://pypi.org/simple\\n' > /etc/pip.conf\n"
-    )
-    docker("build", "--network", "host", "--quiet", "--tag", noisy_base, str(tmp_path / "base"))
-    docker("push", "--quiet", noisy_base)
+def test_no_run_step_of_a_build_reaches_the_network(docker_services, tmp_path):
+    """Package layers install from wheels in the build context, so images build with no network: a
+    RUN step appended to a worker's Dockerfile cannot reach a listener on the build machine's
+    loopback, which the same step reaches when the build is given the host network (the control)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     program = load_program(str(ROOT / "examples" / "ml_pipeline.py"))
-    spec = image_spec(program.environment("train"), program, stack_for(program, noisy_base))
-    context = write_build_context(spec, tmp_path / "context")
-    closed = "http://127.0.0.1:9/simple"  # the discard port: nothing listens
-    failed = docker(
-        "build",
-        "--network",
-        "host",
-        "--no-cache",
-        "--build-arg",
-        f"PIP_INDEX_URL={closed}",
-        str(context),
-        check=False,
-        timeout=600,
-    )
-    assert failed.returncode != 0
-    log = failed.stdout + failed.stderr
-    assert "127.0.0.1" in log and "No matching distribution found" in log
-    docker("rmi", noisy_base, check=False)
+    settings = stack_for(program, docker_services.environment()["FLYTE_INFRA_BASE_IMAGE"])
+    lock = program_lock(program, write=False)
+    spec = image_spec(program.environment("train"), program, settings, lock)
+    assert {image_spec(env, program, settings, lock).network for env in program.environments} == {"none"}
+    probe = f"RUN python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)\"\n"
+    dockerfile = spec.dockerfile.replace("COPY runtime/", probe + "COPY runtime/", 1)
+    assert dockerfile != spec.dockerfile
+    with listener:
+        outcomes = {}
+        for network in ("none", "host"):
+            probing = dataclasses.replace(
+                spec,
+                dockerfile=dockerfile,
+                files={**spec.files, "Dockerfile": dockerfile.encode()},
+                tag=f"{spec.tag}-{network}-{uuid.uuid4().hex[:6]}",
+                network=network,
+            )
+            try:
+                outcomes[network] = build_image(probing, settings, tmp_path, push=False)
+            except ImageBuildError as error:
+                outcomes[network] = error
+    assert isinstance(outcomes["none"], ImageBuildError)
+    assert "ConnectionRefused" in str(outcomes["none"]) or "Network is unreachable" in str(outcomes["none"])
+    assert isinstance(outcomes["host"], str)  # the probe itself works when there is a network
+    docker("rmi", outcomes["host"], check=False)

@@ -129,10 +129,16 @@ def _module(tmp_path: Path, requirement: str, name: str) -> Path:
     return path
 
 
-def test_cli_lock_writes_the_file_and_offline_uses_it_or_refuses(tmp_path, capsys):
+def test_cli_lock_writes_the_file_and_offline_uses_it_or_refuses(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  flyte-infra:module: pipe_a.py\n")
     module = _module(tmp_path, "six==1.16.0", "pipe_a")
-    assert main(["--offline", "check", str(module)]) == 1
-    assert "missing or out of date" in capsys.readouterr().err
+    assert main(["--offline", "check", str(module)]) == 0  # everything else checked, and said
+    assert (
+        "warning: packages not resolved (offline, and pipe_a.lock.toml is missing" in capsys.readouterr().err
+    )
+    assert main(["--offline", "build", str(module), "--stack", "dev", "--project", str(tmp_path)]) == 1
     assert main(["lock", "--check", str(module)]) == 1
     assert main(["lock", str(module)]) == 0
     assert (tmp_path / "pipe_a.lock.toml").is_file()
@@ -141,7 +147,14 @@ def test_cli_lock_writes_the_file_and_offline_uses_it_or_refuses(tmp_path, capsy
     assert "package(s) locked in 1 resolution(s)" in capsys.readouterr().out
     (tmp_path / "pipe_b.lock.toml").write_text((tmp_path / "pipe_a.lock.toml").read_text())
     changed = _module(tmp_path, "six==1.17.0", "pipe_b")
-    assert main(["--offline", "plan", str(changed)]) == 1
+    assert (
+        main(["--offline", "render", str(changed), "--stack", "dev", "--project", str(tmp_path), "-o", "o"])
+        == 1
+    )
+    assert (
+        "'data': packages: the lock (pipe_b.lock.toml) is missing or out of date" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_check_reports_a_conflict_and_writes_no_lock(tmp_path, capsys):
