@@ -79,7 +79,8 @@ def install(key):
         f" && rm -f {target}/*.dist-info/direct_url.json {target}/*.dist-info/uv_cache.json"
         f" && sed -i -e '/dist-info\\/direct_url.json,/d' -e '/dist-info\\/uv_cache.json,/d'"
         f" {target}/*.dist-info/RECORD"
-        f" && PYTHONHASHSEED=0 python3 -m compileall -q -j1 --invalidation-mode unchecked-hash {target}"
+        " && PYTHONHASHSEED=0 python3 -m compileall -q -j0 --invalidation-mode unchecked-hash"
+        f" -x '/tests?/' {target}"
         f" && find {target} -exec touch -h -d @0 {{}} +"
         f" && touch -h -d @0 {SITE_DIR} /opt/flyte-infra /opt /tmp"
     )
