@@ -76,7 +76,7 @@ def install(key):
     return (
         f"RUN --mount=type=bind,source=wheels/{key},target=/mnt /mnt/uv pip install --quiet --no-deps "
         f"--no-index --offline --no-cache --python python3 --target {target} /mnt/*.whl"
-        f" && rm -f {target}/*.dist-info/direct_url.json {target}/*.dist-info/uv_cache.json"
+        f" && rm -f {target}/*.dist-info/direct_url.json {target}/*.dist-info/uv_cache.json {target}/.lock"
         f" && sed -i -e '/dist-info\\/direct_url.json,/d' -e '/dist-info\\/uv_cache.json,/d'"
         f" {target}/*.dist-info/RECORD"
         " && PYTHONHASHSEED=0 python3 -m compileall -q -j0 --invalidation-mode unchecked-hash"

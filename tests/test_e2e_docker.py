@@ -13,7 +13,9 @@ from flyte_infra import FlyteInfraError
 from flyte_infra.artifacts.render import render
 from flyte_infra.deploy.preflight import preflight
 from flyte_infra.docker.build import build_images
+from flyte_infra.errors import LockError
 from flyte_infra.loader import load_program
+from flyte_infra.packaging.resolve import program_lock
 from flyte_infra.runtime.endpoints import endpoint_variable
 
 from .images import build_all, docker, stack_for
@@ -129,13 +131,16 @@ def test_build_pushes_by_digest_and_render_pins_those_digests(tmp_path: Path, do
     settings = stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"])
     references = build_images(program, settings, tmp_path / "build")
     assert set(references) == {"data-prep", "train", "pipeline"}
-    assert references["train"] == references["pipeline"] != references["data-prep"]
+    lock = program_lock(program, write=False)
+    closures = {name: lock.group(name).closures[name] for name in references}
+    for name in references:  # one DAG, one base: environments with one closure share one image
+        assert (references[name] == references["train"]) == (closures[name] == closures["train"])
     for reference in set(references.values()):
         name = reference.split("@")[0]
         assert name.startswith("127.0.0.1:5000/flyte-infra/environments:sha-")
         manifest = docker("manifest", "inspect", "--insecure", reference, check=False)
         assert manifest.returncode == 0, f"{reference} is not in the registry: {manifest.stderr}"
-    render(program, settings, tmp_path / "out", references)
+    render(program, settings, tmp_path / "out", references, lock=lock)
     assert f"image: {references['train']}" in (tmp_path / "out" / "train" / "manifests.yaml").read_text()
 
 
@@ -150,17 +155,22 @@ def test_a_base_image_the_daemon_cannot_get_stops_the_build_before_any_image(
     assert not (tmp_path / "build").exists()  # no build context written, no image built
 
 
-def test_packages_that_break_what_the_runtime_needs_fail_the_build(tmp_path: Path, docker_services) -> None:
+def test_packages_that_break_what_the_runtime_needs_stop_the_build_before_any_image(
+    tmp_path: Path, docker_services
+) -> None:
     services = docker_services.environment()
     module = tmp_path / "clash.py"
-    module.write_text(  # pydantic>=2.6 needs typing-extensions>=4.6.1: pip must refuse, not downgrade it
+    module.write_text(  # pydantic>=2.6 needs typing-extensions>=4.6.1: resolving must refuse it
         "import flyte_infra as flyte\n"
         "env = flyte.TaskEnvironment('clash', packages=['typing-extensions==4.5.0'])\n"
     )
     program = load_program(str(module))
     assert preflight(program.environments).ok  # not one of the runtime's own requirements
-    with pytest.raises(FlyteInfraError, match=r"docker build failed: .*ERROR: ResolutionImpossible"):
+    with pytest.raises(
+        LockError, match=r"'clash': packages cannot be resolved \(typing-extensions==4.5.0 in"
+    ):
         build_images(program, stack_for(program, services["FLYTE_INFRA_BASE_IMAGE"]), tmp_path / "build")
+    assert not (tmp_path / "build").exists()
 
 
 def test_flyte_2_code_is_served_by_workers_inside_its_built_images(

@@ -100,6 +100,6 @@ def test_no_run_step_of_a_build_reaches_the_network(docker_services, tmp_path):
             except ImageBuildError as error:
                 outcomes[network] = error
     assert isinstance(outcomes["none"], ImageBuildError)
-    assert "ConnectionRefused" in str(outcomes["none"]) or "Network is unreachable" in str(outcomes["none"])
+    assert "socket.create_connection" in str(outcomes["none"])  # the probe's step is what failed
     assert isinstance(outcomes["host"], str)  # the probe itself works when there is a network
     docker("rmi", outcomes["host"], check=False)

@@ -80,7 +80,7 @@ directory's time is set to the epoch, so a layer's bytes depend on its wheels al
 layers below it; the registry and nodes then store a layer once for every image that has it.
 Bytecode is compiled with a fixed hash seed (a random one orders set constants differently run to
 run) and hash-based invalidation, and not for packages' own test suites, which workers never
-import (40% of scipy's sources). uv's
+import (40% of scipy's sources). uv's lock file (writable by anyone) and its
 records of where a wheel came from (`direct_url.json`: the mount; `uv_cache.json`: its time) are
 removed, with their RECORD lines."""
 
@@ -97,7 +97,7 @@ def _package_lines(layers: tuple[Layer, ...], lock_name: str) -> list[str]:
         steps = [
             f"{_MOUNT}/uv pip install --quiet --no-deps --no-index --offline --no-cache --python python3 "
             f"--target {target} {_MOUNT}/*.whl",
-            f"rm -f {records}/direct_url.json {records}/uv_cache.json",
+            f"rm -f {records}/direct_url.json {records}/uv_cache.json {target}/.lock",
             "sed -i -e '/dist-info\\/direct_url.json,/d' -e '/dist-info\\/uv_cache.json,/d' "
             f"{records}/RECORD",
             "PYTHONHASHSEED=0 python3 -m compileall -q -j0 --invalidation-mode unchecked-hash "

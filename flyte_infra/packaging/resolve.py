@@ -240,7 +240,7 @@ def _conflict(item: LockInput, stderr: str) -> LockError:
     """The resolver's reason in one line, naming the environments and requirements it is about."""
     lines = [_DECORATION.sub("", line).strip() for line in stderr.splitlines()]
     lines = [line for line in lines if line and not line.lower().startswith(("hint:", "no solution found"))]
-    reason = " ".join(lines[:2]) or "uv failed without a message"
+    reason = _shortened(" ".join(lines) or "uv failed without a message")
     reason = reason.replace("you require", "the environments require").replace("your requirements", "they")
     mentioned = {name.lower().replace("_", "-") for name in _MENTIONED.findall(reason)}
     culprits = [
@@ -258,11 +258,21 @@ def _conflict(item: LockInput, stderr: str) -> LockError:
     return LockError(
         f"{_names(involved)}: packages cannot be resolved"
         + (f" ({named})" if named else "")
-        + f": {reason[:400]}; "
+        + f": {reason}; "
         f"fix: {fix}",
         environments=involved,
         packages=sorted({_requirement_name(line) for _, line in culprits}),
     )
+
+
+def _shortened(reason: str, limit: int = 400) -> str:
+    """uv's reason, its first and last sentences when it is long (the chain between them can run
+    to pages; the first names the packages, the last the outcome)."""
+    if len(reason) <= limit:
+        return reason
+    sentences = [sentence for sentence in re.split(r"(?<=\.)\s+", reason) if sentence]
+    short = f"{sentences[0]} ... {sentences[-1]}" if len(sentences) > 1 else reason
+    return short if len(short) <= limit else short[: limit - 3] + "..."
 
 
 def _requirement_name(line: str) -> str:
