@@ -223,6 +223,7 @@ def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs", pi
     from flyte_infra.deploy.settings import StackSettings
     from flyte_infra.errors import FlyteInfraError
     from flyte_infra.loader import load_program
+    from flyte_infra.errors import LockError
     from flyte_infra.packaging.lock import lock_path, read_lock, write_lock
 
     from .locks import fake_lock
@@ -234,8 +235,8 @@ def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs", pi
     module = folder / f"{file}.py"
     module.write_text(f"import flyte_infra as flyte\nenv = flyte.TaskEnvironment({secrets}**{fields!r})\n")
     out = tmp_path / "out"
-    # a lock file edited to break a line is refused by image_spec's ValueError, not a FlyteInfraError
-    refused = (FlyteInfraError, ValueError) if pin else FlyteInfraError
+    # a lock file edited to break a line is refused when read (LockError), field by field
+    refused = LockError if pin else FlyteInfraError
     try:
         program = load_program(str(module))
         settings = StackSettings.from_config({"module": str(module), **(stack or {})}, stack="dev")

@@ -12,7 +12,7 @@ from flyte_infra import TaskEnvironment
 from flyte_infra.cli import main
 from flyte_infra.errors import LockError
 from flyte_infra.loader import load_program
-from flyte_infra.packaging.lock import LockedPackage, LockGroup, lock_inputs, read_lock, write_lock
+from flyte_infra.packaging.lock import Lock, LockedPackage, LockGroup, lock_inputs, read_lock, write_lock
 from flyte_infra.packaging.resolve import program_lock, resolve
 
 
@@ -179,3 +179,19 @@ def test_program_lock_drops_resolutions_of_removed_environments(tmp_path):
     lock = program_lock(load_program(str(module)))
     assert [group.environments for group in lock.groups] == [("data",)]
     assert [group.environments for group in read_lock(tmp_path / "pipe_c.lock.toml").groups] == [("data",)]
+
+
+def test_a_hand_edited_lock_file_is_refused_field_by_field(tmp_path):
+    group = _group({"data": {"numpy"}})
+    path = tmp_path / "edited.lock.toml"
+    bad_hash = LockGroup(group.python, group.input_hash, {"numpy": _package("numpy")}, group.closures)
+    write_lock(Lock((bad_hash,)), path)  # _package's hash is not 64 hex digits
+    with pytest.raises(
+        LockError, match=r"edited.lock.toml: numpy: sha256 'numpynumpy.*' is not 64 lowercase hex"
+    ):
+        read_lock(path)
+    good = LockedPackage("numpy", "1.0", "https://i/numpy-1.0-py3-none-any.whl", "a" * 64)
+    unpinned = LockGroup(group.python, group.input_hash, {"numpy": good}, {"data": ("numpy", "pandas")})
+    write_lock(Lock((unpinned,)), path)
+    with pytest.raises(LockError, match=r"environment 'data' lists pandas, which the lock does not pin"):
+        read_lock(path)

@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..deploy.graph import discover
 from ..deploy.packages import RUNTIME_REQUIREMENTS, image_python
-from ..errors import LockError
+from ..errors import LockError, one_line
 
 if TYPE_CHECKING:
     from ..model.environment import TaskEnvironment
@@ -300,20 +300,21 @@ def read_lock(path: Path) -> Lock:
             LockGroup(
                 python=group["python"],
                 input_hash=group["input-hash"],
-                packages={
-                    package["name"]: LockedPackage(
-                        package["name"],
-                        package["version"],
-                        package["url"],
-                        package["sha256"],
-                        package.get("size"),
-                    )
-                    for package in group["packages"]
-                },
+                packages={package["name"]: _checked_package(package, path) for package in group["packages"]},
                 closures={name: tuple(closure) for name, closure in group["environments"].items()},
             )
             for group in document.get("groups", [])
         )
-    except (KeyError, TypeError) as error:
+        for group in groups:
+            for environment, closure in group.closures.items():
+                unknown = sorted(set(closure) - set(group.packages))
+                if unknown:
+                    raise LockError(
+                        f"lock file {path.name}: environment '{one_line(environment)[:60]}' lists "
+                        f"{one_line(', '.join(unknown))[:120]}, which the lock does not pin; run "
+                        "`flyte-infra lock` to rewrite it",
+                        environments=[environment],
+                    )
+    except (KeyError, TypeError, AttributeError) as error:
         raise LockError(f"lock file {path}: malformed ({error!r}); run `flyte-infra lock`") from error
     return Lock(groups, path)
