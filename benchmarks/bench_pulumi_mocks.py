@@ -2,6 +2,8 @@
 
 Measures our side of a `pulumi preview`: preflight, Dockerfiles and build contexts, manifests, and
 the registration of every component and child resource with the (mock) engine. Target: < 10 s.
+The lock is given (made-up wheels, as in the pure tests): resolving is uv's work, cached, and
+measured by bench_images.
 
     python benchmarks/bench_pulumi_mocks.py [SIZE]
 """
@@ -21,7 +23,10 @@ from flyte_infra.loader import Program
 from flyte_infra.pulumi import deploy
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from bench_core import generate
+
+from tests.locks import fake_lock
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -41,13 +46,14 @@ def main(size: int) -> None:
     source.write_text("# generated environments\n")
     program = Program("generated", (("generated.py", source),), tuple(environments))
     settings = StackSettings.from_config({"module": str(source)}, stack="bench")
+    lock = fake_lock(environments)
     pulumi.runtime.set_mocks(Mocks(), project="flyte-infra", stack="bench", preview=True)
     timing: dict[str, float] = {}
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]  # the SDK's decorator has no types
     def run() -> Any:
         start = time.perf_counter()
-        components = deploy(program, settings)
+        components = deploy(program, settings, lock=lock, worker_token="bench-token")
         timing["registered"] = time.perf_counter() - start
         return pulumi.Output.all(*[c.image_ref for c in components.values()])
 

@@ -25,6 +25,7 @@ from flyte_infra.devbox.cluster import CPU_NODES, NODES, Cluster
 from flyte_infra.kube.cluster import diagnose
 from flyte_infra.loader import load_program
 from flyte_infra.model.resources import GPU
+from flyte_infra.packaging.lock import lock_path, read_lock
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -176,7 +177,7 @@ def test_everything_render_writes_is_admitted_by_the_api_server(
     program = load_program(str(example))
     namespace = f"r-{uuid.uuid4().hex[:8]}"
     settings = StackSettings.from_config({"module": str(example), "namespace": namespace}, stack="dev")
-    render(program, settings, tmp_path)
+    render(program, settings, tmp_path, lock=read_lock(lock_path(example)))  # the examples' committed locks
     kubectl(cluster, "apply", "-f", str(tmp_path / "namespace.yaml"))  # dry-run needs it for real
     try:
         for manifests in sorted(tmp_path.glob("*/manifests.yaml")):

@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         help="extra allowed top-level modules for selection (default: typing_extensions -> 118 files)",
     )
     parser.add_argument(
-        "--cli", default=f"{sys.executable} -m flyte_infra.cli --offline", help="the CLI to run (split on spaces)"
+        "--cli",
+        default=f"{sys.executable} -m flyte_infra.cli --offline",
+        help="the CLI to run (split on spaces)",
     )
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 4)

@@ -19,7 +19,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,15 @@ class LockGroup:
     def environments(self) -> tuple[str, ...]:
         return tuple(sorted(self.closures))
 
+    @cached_property
+    def _users(self) -> dict[str, tuple[str, ...]]:
+        """Each package -> the environments whose closures hold it, sorted."""
+        users: dict[str, list[str]] = {}
+        for environment in sorted(self.closures):
+            for name in self.closures[environment]:
+                users.setdefault(name, []).append(environment)
+        return {name: tuple(names) for name, names in users.items()}
+
     def layers(self, environment: str) -> list[Layer]:
         """The package layers of `environment`'s image, most shared first.
 
@@ -139,12 +148,9 @@ class LockGroup:
         is built once and stored once for all of them; a chain's images store every package once.
         Ties go by the sets' sorted names, so every image orders its layers the same way.
         """
-        users_of: dict[str, tuple[str, ...]] = {}
-        for name in self.closures[environment]:
-            users_of[name] = tuple(sorted(env for env, closure in self.closures.items() if name in closure))
         by_users: dict[tuple[str, ...], list[LockedPackage]] = {}
-        for name, users in users_of.items():
-            by_users.setdefault(users, []).append(self.packages[name])
+        for name in self.closures[environment]:
+            by_users.setdefault(self._users[name], []).append(self.packages[name])
         ordered = sorted(by_users, key=lambda users: (-len(users), users))
         return [Layer(users, tuple(sorted(by_users[users], key=lambda p: p.name))) for users in ordered]
 
