@@ -138,13 +138,20 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
     version satisfies both, or they name different URLs)."""
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
-    parsed: list[tuple[str, str, Requirement]] = []
-    texts: list[str] = []
     for index, text in enumerate(packages):
         if not isinstance(text, str):
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
-        text = str.__str__(text)  # the text itself: a subclass's str() may differ
-        texts.append(text)
+    return _parsed(
+        tuple(map(str.__str__, packages)), python
+    )  # the text itself: a subclass's str() may differ
+
+
+@lru_cache(maxsize=4096)
+def _parsed(packages: tuple[str, ...], python: str) -> PackageSet:
+    """`package_set` of validated strings. Memoised: environments repeat their lists (a parent
+    carries its children's lines, clones keep them); the result is shared, so callers never change it."""
+    parsed: list[tuple[str, str, Requirement]] = []
+    for index, text in enumerate(packages):
         if problem := _credentials_problem(text):
             raise ValueError(f"[{index}] {problem}")
         try:
@@ -167,7 +174,7 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
             if len(same) > 1:
                 lines[name] = tuple(text for text, _ in same)
                 requirements[name] = _merged(packages, same)
-    return PackageSet(lines, frozenset(texts), requirements, python)
+    return PackageSet(lines, frozenset(packages), requirements, python)
 
 
 def _merged(packages: Sequence[str], same: list[tuple[str, Requirement]]) -> Requirement:
