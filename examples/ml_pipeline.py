@@ -19,7 +19,7 @@ data_env = flyte.TaskEnvironment(
 train_env = flyte.TaskEnvironment(
     name="train",
     image="python:3.11-slim-bookworm",
-    packages=["six>=1.16", "idna==3.10"],
+    packages=["six>=1.16", "attrs==25.4.0"],
     resources=flyte.Resources(cpu=("1", "2"), memory="2Gi", gpu="A100:2"),
     env_vars={"TRAIN_EPOCHS": "3"},
     description="Fits the model on GPUs.",
@@ -28,7 +28,7 @@ train_env = flyte.TaskEnvironment(
 pipeline_env = flyte.TaskEnvironment(
     name="pipeline",
     image="python:3.11-slim-bookworm",
-    packages=["six>=1.16", "idna==3.10"],
+    packages=["six>=1.16", "attrs==25.4.0"],
     resources=flyte.Resources(cpu="250m", memory="256Mi"),
     depends_on=[data_env, train_env],
     description="Orchestrates the pipeline.",
@@ -47,9 +47,9 @@ async def load_data(size: int) -> list[float]:
 @train_env.task
 async def train(data: list[float], epochs: int = 3) -> dict[str, float]:
     """Fit y = w * x to y = 2x with gradient steps; returns the weight and the final loss."""
-    import idna
+    import attrs
 
-    assert idna.encode("example")
+    assert attrs.has(attrs.make_class("Point", ["x", "y"]))
     weight = 0.0
     for _ in range(epochs * 20):
         gradient = sum(2 * (weight * x - 2 * x) * x for x in data) / len(data)

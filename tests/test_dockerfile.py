@@ -121,7 +121,7 @@ def test_layers_go_most_shared_first_and_each_is_on_the_python_path():
         ("data-prep", "pipeline", "train"),
         ("pipeline", "train"),
     ]
-    assert [[package.pin for package in layer.packages] for layer in train.layers][1] == ["idna==1.0"]
+    assert [[package.pin for package in layer.packages] for layer in train.layers][1] == ["attrs==1.0"]
     lines = train.dockerfile.splitlines()
     runs = [run_line(lines, layer.key) for layer in train.layers]
     assert runs == sorted(runs) and lines[runs[-1] + 1] == "COPY runtime/ /opt/flyte-infra/runtime/"
@@ -190,9 +190,9 @@ def test_a_changed_input_changes_the_tag():
     program, _ = example()
     lock = fake_lock(program.environments)
     train = spec_of("train", lock)
-    assert spec_of("train", repinned(lock, "idna", version="3.9")).tag != train.tag  # another pin
-    assert spec_of("train", repinned(lock, "idna", sha256="0" * 64)).tag != train.tag  # another wheel
-    more = program.environment("train").clone_with("t2", packages=["six>=1.16", "idna==3.10", "attrs"])
+    assert spec_of("train", repinned(lock, "attrs", version="3.9")).tag != train.tag  # another pin
+    assert spec_of("train", repinned(lock, "attrs", sha256="0" * 64)).tag != train.tag  # another wheel
+    more = program.environment("train").clone_with("t2", packages=["six>=1.16", "attrs==25.4.0", "iniconfig"])
     with_more = image_spec(more, program, stack(), fake_lock([*program.environments, more]))
     assert "attrs==1.0" in with_more.dockerfile and with_more.tag != train.tag
     assert spec_of("train", baseImages=MIRROR).tag != train.tag
