@@ -221,9 +221,8 @@ def render_with(tmp_path, env=None, secret=None, stack=None, file="inj_envs", pi
 
     from flyte_infra.artifacts.render import render
     from flyte_infra.deploy.settings import StackSettings
-    from flyte_infra.errors import FlyteInfraError
+    from flyte_infra.errors import FlyteInfraError, LockError
     from flyte_infra.loader import load_program
-    from flyte_infra.errors import LockError
     from flyte_infra.packaging.lock import lock_path, read_lock, write_lock
 
     from .locks import fake_lock
