@@ -19,8 +19,8 @@ from .deploy.settings import StackSettings, load_stack_settings
 from .docker.build import build_images
 from .errors import FlyteInfraError, UsageError
 from .loader import Program, load_program
-from .packaging.lock import Lock, lock_inputs, lock_path, read_lock
-from .packaging.resolve import OFFLINE_VARIABLE, offline_mode, program_lock
+from .packaging.lock import Lock, lock_path
+from .packaging.resolve import OFFLINE_VARIABLE, offline_mode, program_lock, stale_environments
 from .runtime.run import run_task
 
 __all__ = ["main"]
@@ -53,9 +53,9 @@ def _checked_lock(program: Program) -> Lock | None:
     """For `check` and `plan`, which build nothing: the lock, resolved if need be but not written;
     offline without an up-to-date lock, a warning (the rest is still checked) and None."""
     if offline_mode() and program.module_file is not None:
-        stale = read_lock(lock_path(program.module_file)).stale(lock_inputs(program.environments))
+        stale = stale_environments(program)
         if stale:
-            names = ", ".join(sorted(name for item in stale for name in item.environments))
+            names = ", ".join(stale)
             print(
                 f"warning: packages not resolved (offline, and {lock_path(program.module_file).name} is "
                 f"missing or out of date for: {names}); `flyte-infra lock` resolves them",
@@ -93,16 +93,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
             f"module '{program.module_name}' has no source file to put a lock beside", subject="lock"
         )
     path = lock_path(program.module_file)
-    stale = read_lock(path).stale(lock_inputs(program.environments))
+    stale = stale_environments(program)
     if args.check:
         if stale:
-            names = ", ".join(sorted(name for item in stale for name in item.environments))
-            print(f"error: {path.name} is missing or out of date for: {names}", file=sys.stderr)
+            print(f"error: {path.name} is missing or out of date for: {', '.join(stale)}", file=sys.stderr)
             return 1
         print(f"ok: {path.name} is up to date")
         return 0
     lock = program_lock(program, offline=offline_mode(), write=True)
-    print(f"wrote {path}: {_lock_summary(lock)} ({len(stale)} resolved now)")
+    print(f"wrote {path}: {_lock_summary(lock)} ({len(stale)} environment(s) resolved now)")
     return 0
 
 

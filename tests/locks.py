@@ -30,3 +30,12 @@ def fake_lock(environments: Iterable[TaskEnvironment]) -> Lock:
         }
         groups.append(LockGroup(item.python, item.input_hash, packages, closures))
     return Lock(tuple(groups))
+
+
+CONFLICTING_DAG = """\
+from flyte_infra import TaskEnvironment
+data = TaskEnvironment("data", packages=["pandas==2.2.3"])
+train = TaskEnvironment("train", packages=["pandas==2.2.3", "numpy<1.22"], depends_on=[data])
+"""
+"""A program whose lines each resolve, and pass preflight's specifier check, but not together:
+pandas 2.2.3 needs a numpy newer than 1.22. Only resolving the DAG finds it."""

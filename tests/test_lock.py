@@ -15,6 +15,8 @@ from flyte_infra.loader import load_program
 from flyte_infra.packaging.lock import Lock, LockedPackage, LockGroup, lock_inputs, read_lock, write_lock
 from flyte_infra.packaging.resolve import program_lock, resolve
 
+from .locks import CONFLICTING_DAG
+
 
 def _package(name: str) -> LockedPackage:
     return LockedPackage(name, "1.0", f"https://index.invalid/{name}-1.0-py3-none-any.whl", name * 4)
@@ -159,13 +161,7 @@ def test_cli_lock_writes_the_file_and_offline_uses_it_or_refuses(tmp_path, capsy
 
 def test_check_reports_a_conflict_and_writes_no_lock(tmp_path, capsys):
     module = tmp_path / "clash.py"
-    module.write_text(
-        textwrap.dedent("""
-        from flyte_infra import TaskEnvironment
-        data = TaskEnvironment("data", packages=["pandas==2.2.3"])
-        train = TaskEnvironment("train", packages=["pandas==2.2.3", "numpy<1.22"], depends_on=[data])
-        """)
-    )  # each line alone is fine, and preflight's specifier check passes: only resolving finds it
+    module.write_text(CONFLICTING_DAG)
     assert main(["check", str(module)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'data', 'train'" in err and "numpy<1.22 in 'train'" in err

@@ -16,6 +16,7 @@ from flyte_infra.loader import load_program
 from flyte_infra.packaging.resolve import program_lock
 
 from .images import docker, installed_versions, manifest_layers, stack_for
+from .locks import CONFLICTING_DAG
 
 pytestmark = pytest.mark.docker
 
@@ -91,13 +92,7 @@ def test_a_rebuild_without_the_layer_cache_pushes_no_package_bytes_when_only_cod
 
 def test_a_conflicting_dag_fails_at_preflight_before_any_build(tmp_path, capsys, docker_services):
     module = tmp_path / "clashing.py"
-    module.write_text(
-        textwrap.dedent("""
-        from flyte_infra import TaskEnvironment
-        data = TaskEnvironment("data", packages=["pandas==2.2.3"])
-        train = TaskEnvironment("train", packages=["pandas==2.2.3", "numpy<1.22"], depends_on=[data])
-        """)
-    )
+    module.write_text(CONFLICTING_DAG)
     (tmp_path / "Pulumi.yaml").write_text("name: clash\nruntime: python\n")
     (tmp_path / "stacks").mkdir()
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  flyte-infra:module: clashing.py\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,7 @@ __all__ = [
     "LockGroup",
     "LockInput",
     "LockedPackage",
+    "cache_dir",
     "lock_inputs",
     "lock_path",
     "read_lock",
@@ -53,6 +55,12 @@ PLATFORM = "x86_64-manylinux_2_28"
 Ubuntu 20.04+, the python:3.x images). Kubernetes nodes here are amd64."""
 
 LOCK_FORMAT = 1
+
+
+def cache_dir(kind: str) -> Path:
+    """`$XDG_CACHE_HOME/flyte-infra/<kind>` (default `~/.cache/...`): where locked wheels and
+    resolutions are kept between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flyte-infra" / kind
 
 
 @cache

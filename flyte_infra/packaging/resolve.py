@@ -29,6 +29,7 @@ from .lock import (
     LockedPackage,
     LockGroup,
     LockInput,
+    cache_dir,
     lock_inputs,
     lock_path,
     read_lock,
@@ -39,7 +40,15 @@ from .lock import (
 if TYPE_CHECKING:
     from ..loader import Program
 
-__all__ = ["OFFLINE_VARIABLE", "offline_mode", "program_lock", "resolve", "resolve_group", "uv_binary"]
+__all__ = [
+    "OFFLINE_VARIABLE",
+    "offline_mode",
+    "program_lock",
+    "resolve",
+    "resolve_group",
+    "stale_environments",
+    "uv_binary",
+]
 
 OFFLINE_VARIABLE = "FLYTE_INFRA_OFFLINE"
 """Set to 1 (`flyte-infra --offline` does) to use the stored lock only, never the resolver."""
@@ -101,8 +110,7 @@ def _resolution_key(item: LockInput, ordered: list[str]) -> str:
 
 
 def _cache_file(key: str) -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "flyte-infra" / "resolutions" / f"{key}.json"
+    return cache_dir("resolutions") / f"{key}.json"
 
 
 def _cached_resolution(key: str, item: LockInput, ordered: list[str]) -> LockGroup | None:
@@ -170,9 +178,9 @@ def _compile(item: LockInput, folder: Path, arguments: list[str]) -> str:
         raise LockError(f"cannot run uv to lock {_names(item.environments)}: {error}") from error
     if completed.returncode != 0:
         if _UNREACHABLE.search(completed.stderr):
-            reason = " ".join(_DECORATION.sub("", line).strip() for line in completed.stderr.splitlines()[:2])
             raise LockError(
-                f"{_names(item.environments)}: packages: cannot reach the package index ({reason[:300]}); "
+                f"{_names(item.environments)}: packages: cannot reach the package index "
+                f"({_reason(completed.stderr)}); "
                 "fix: check the network and the index (UV_DEFAULT_INDEX), or use --offline with a "
                 "committed lock",
                 environments=item.environments,
@@ -238,10 +246,8 @@ def _wheels(pylock: str, item: LockInput) -> dict[str, LockedPackage]:
 
 def _conflict(item: LockInput, stderr: str) -> LockError:
     """The resolver's reason in one line, naming the environments and requirements it is about."""
-    lines = [_DECORATION.sub("", line).strip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line and not line.lower().startswith(("hint:", "no solution found"))]
-    reason = _shortened(" ".join(lines) or "uv failed without a message")
-    reason = reason.replace("you require", "the environments require").replace("your requirements", "they")
+    reason = _reason(stderr).replace("you require", "the environments require")
+    reason = reason.replace("your requirements", "they")
     mentioned = {name.lower().replace("_", "-") for name in _MENTIONED.findall(reason)}
     culprits = [
         (env, line)
@@ -265,9 +271,13 @@ def _conflict(item: LockInput, stderr: str) -> LockError:
     )
 
 
-def _shortened(reason: str, limit: int = 400) -> str:
-    """uv's reason, its first and last sentences when it is long (the chain between them can run
-    to pages; the first names the packages, the last the outcome)."""
+def _reason(stderr: str, limit: int = 400) -> str:
+    """uv's report on one line, without its decoration and hints; its first and last sentences when
+    it is long (the chain between them can run to pages; the first names the packages, the last the
+    outcome)."""
+    lines = [_DECORATION.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line and not line.lower().startswith(("hint:", "no solution found"))]
+    reason = " ".join(lines) or "uv failed without a message"
     if len(reason) <= limit:
         return reason
     sentences = [sentence for sentence in re.split(r"(?<=\.)\s+", reason) if sentence]
@@ -286,20 +296,34 @@ def _names(environments: Iterable[str]) -> str:
     return f"{label} " + ", ".join(f"'{name}'" for name in names)
 
 
-def program_lock(program: Program, *, offline: bool = False, write: bool = True) -> Lock:
-    """The lock of `program`: the stored one where it is up to date, else resolved now (and, with
-    `write`, stored beside the module). Offline, a missing or stale lock is a LockError."""
+def _stored(program: Program) -> tuple[Path | None, Lock, list[LockInput], list[LockInput]]:
+    """The lock file of `program`, what it holds, the inputs the program needs, and those it lacks."""
     path = lock_path(program.module_file) if program.module_file is not None else None
     stored = read_lock(path) if path is not None else Lock()
     inputs = lock_inputs(program.environments)
-    stale = stored.stale(inputs)
+    return path, stored, inputs, stored.stale(inputs)
+
+
+def stale_environments(program: Program) -> list[str]:
+    """The environments of `program` its stored lock has no up-to-date resolution for (sorted)."""
+    return _environments(_stored(program)[3])
+
+
+def _environments(inputs: Iterable[LockInput]) -> list[str]:
+    return sorted(name for item in inputs for name in item.environments)
+
+
+def program_lock(program: Program, *, offline: bool = False, write: bool = True) -> Lock:
+    """The lock of `program`: the stored one where it is up to date, else resolved now (and, with
+    `write`, stored beside the module). Offline, a missing or stale lock is a LockError."""
+    path, stored, inputs, stale = _stored(program)
     if not stale:
         current = stored.restricted_to(inputs)
         if write and path is not None and len(current.groups) < len(stored.groups):
             write_lock(current, path)  # resolutions of removed environments go
         return current
     if offline:
-        names = sorted({name for item in stale for name in item.environments})
+        names = _environments(stale)
         where = path.name if path is not None else "no lock file"
         raise LockError(
             f"{_names(names)}: packages: the lock ({where}) is missing or out of date for them, and "

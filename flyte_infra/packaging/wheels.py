@@ -15,22 +15,16 @@ from pathlib import Path
 import httpx
 
 from ..errors import LockError
-from .lock import Layer, LockedPackage
+from .lock import Layer, LockedPackage, cache_dir
 from .resolve import uv_binary
 
-__all__ = ["cache_dir", "fetch_wheel", "write_wheels"]
-
-
-def cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/flyte-infra/wheels` (default `~/.cache/...`), one folder per SHA-256."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "flyte-infra" / "wheels"
+__all__ = ["fetch_wheel", "write_wheels"]
 
 
 def fetch_wheel(package: LockedPackage, client: httpx.Client | None = None) -> Path:
     """The cached wheel of `package`, downloaded first if need be; LockError if its bytes do not
     match the lock (nothing is kept then)."""
-    target = cache_dir() / package.sha256 / package.filename
+    target = cache_dir("wheels") / package.sha256 / package.filename  # one folder per SHA-256
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
