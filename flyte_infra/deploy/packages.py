@@ -138,18 +138,26 @@ def package_set(packages: Sequence[str], python: str = DEFAULT_PYTHON) -> Packag
     version satisfies both, or they name different URLs)."""
     if not isinstance(packages, (list, tuple)):
         raise ValueError(f"expected a list of PEP 508 requirements, got {type(packages).__name__}")
+    texts = tuple(packages)
+    try:
+        return _parsed(texts, python)
+    except TypeError:  # a line that cannot be hashed, so no string
+        _check_strings(texts)
+        raise
+
+
+def _check_strings(packages: Sequence[object]) -> None:
     for index, text in enumerate(packages):
         if not isinstance(text, str):
             raise ValueError(f"[{index}] {text!r} is not a PEP 508 requirement: not a string")
-    return _parsed(
-        tuple(map(str.__str__, packages)), python
-    )  # the text itself: a subclass's str() may differ
 
 
 @lru_cache(maxsize=4096)
-def _parsed(packages: tuple[str, ...], python: str) -> PackageSet:
-    """`package_set` of validated strings. Memoised: environments repeat their lists (a parent
+def _parsed(texts: tuple[str, ...], python: str) -> PackageSet:
+    """`package_set` of a tuple of lines. Memoised: environments repeat their lists (a parent
     carries its children's lines, clones keep them); the result is shared, so callers never change it."""
+    _check_strings(texts)
+    packages = [str.__str__(text) for text in texts]  # the text itself: a subclass's str() may differ
     parsed: list[tuple[str, str, Requirement]] = []
     for index, text in enumerate(packages):
         if problem := _credentials_problem(text):

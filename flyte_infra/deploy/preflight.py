@@ -159,7 +159,7 @@ def _package_findings(
     lists: dict[str, int] = {}  # each environment -> the number of its package list
     having: list[str] = []  # each number -> an environment with that list
     for name in edges:
-        lines = (tuple(map(str.__str__, environments[name].packages)), package_sets[name].python)
+        lines = (tuple(environments[name].packages), package_sets[name].python)
         number = lists[name] = numbers.setdefault(lines, len(numbers))
         if number == len(having):  # a list not seen before
             having.append(name)
@@ -288,22 +288,25 @@ def called_tasks(task: Task[..., Any]) -> list[Task[..., Any]]:
     `t.override(...)(...)`) or mapped (`flyte.map(t, ...)`, `partial(t, ...)`) counts; a task only
     passed on as a value (`return t`, `register(t)`) does not."""
     function = task.func
-    closure = {
-        name: _cell_value(cell)
-        for name, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=False)
-    }
+    closure = (
+        {
+            name: _cell_value(cell)
+            for name, cell in zip(function.__code__.co_freevars, function.__closure__, strict=True)
+        }
+        if function.__closure__
+        else {}
+    )
     found: dict[Task[..., Any], None] = {}  # in order of first reference, each once
-    for code in _code_objects(function.__code__):
-        for source, name, attributes, called, mapped in _references(code, code is function.__code__):
-            current = (function.__globals__ if source == "global" else closure).get(name)
-            for position, attribute in enumerate((None, *attributes)):
-                if attribute is not None:
-                    if not isinstance(current, types.ModuleType):
-                        break
-                    current = getattr(current, attribute, None)
-                last = position == len(attributes)
-                if isinstance(current, Task) and current is not task and (not last or called or mapped):
-                    found[current] = None
+    for source, name, attributes, called, mapped in _function_references(function.__code__):
+        current = (function.__globals__ if source == "global" else closure).get(name)
+        unread = len(attributes)  # attributes read after `current`: `t.aio`, `t.override`
+        for attribute in attributes:  # through modules only: `module.task`, `package.module.task`
+            if not isinstance(current, types.ModuleType):
+                break
+            current = getattr(current, attribute, None)
+            unread -= 1
+        if isinstance(current, Task) and current is not task and (unread or called or mapped):
+            found[current] = None
     return list(found)
 
 
@@ -320,11 +323,19 @@ def _pushes_null(instruction: dis.Instruction) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...]:
+def _function_references(code: types.CodeType) -> tuple[Reference, ...]:
+    """`_references` of a function's code and of the functions nested in it. Bytecode never
+    changes, so this is computed once per function; what the names refer to is looked up on
+    every call of `called_tasks`."""
+    return tuple(
+        reference for nested in _code_objects(code) for reference in _references(nested, nested is code)
+    )
+
+
+def _references(code: types.CodeType, own_closure: bool) -> list[Reference]:
     """The names `code` loads and the attribute chains it reads from them (`module.task` is
     ("global", "module", ("task",))); closure variables count only in the task's own function,
-    whose cells `called_tasks` reads. Bytecode never changes, so this is computed once per code
-    object; what the names refer to is looked up on every call."""
+    whose cells `called_tasks` reads."""
     references: list[Reference] = []
     current: tuple[str, str, list[str]] | None = None
     called = null_pushed = after_mapper = False
@@ -361,7 +372,7 @@ def _references(code: types.CodeType, own_closure: bool) -> tuple[Reference, ...
             previous_callee = had_callee
         null_pushed = False
     close()
-    return tuple(references)
+    return references
 
 
 def _cell_value(cell: types.CellType) -> Any:

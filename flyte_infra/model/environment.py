@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Never, ParamSpec, TypeVar, overload
+from typing import Any, Never, ParamSpec, TypeVar, cast, overload
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -332,7 +332,7 @@ class TaskEnvironment(SpecModel):
     @property
     def tasks(self) -> Mapping[str, Task[..., Any]]:
         """The tasks registered on this environment, by name (read-only: `@env.task` registers)."""
-        return MappingProxyType(self._tasks)
+        return MappingProxyType(self._private["_tasks"])
 
     @property
     def package_set(self) -> PackageSet:
@@ -345,7 +345,14 @@ class TaskEnvironment(SpecModel):
     @property
     def unresolved_image(self) -> str | None:
         """The name given to `flyte.Image.from_ref_name` when Flyte's config does not name the image."""
-        return None if self._built_from is None else self._built_from.ref_name
+        built_from: Image | None = self._private["_built_from"]
+        return None if built_from is None else built_from.ref_name
+
+    @property
+    def _private(self) -> dict[str, Any]:
+        """The private attributes by name. The properties above read them here rather than through
+        pydantic's `__getattr__` fallback, which fails a lookup and searches the class first."""
+        return cast(dict[str, Any], self.__pydantic_private__)
 
     @property
     def image_layers(self) -> tuple[Layer, ...]:
