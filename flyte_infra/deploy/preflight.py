@@ -316,13 +316,17 @@ whether the last of them is called, whether it follows a `map`/`partial` callee 
 
 _MAPPERS = frozenset({"map", "partial"})
 
+_MEMOISED_FUNCTIONS = 65_536
+"""How many tasks' bytecode scans are kept: more than any program has, since a least-recently-used
+cache smaller than the program it serves evicts every entry before it is read again."""
+
 
 def _pushes_null(instruction: dis.Instruction) -> bool:
     """A load that is the callee of a call (3.11+: NULL pushed with it, or a method load)."""
     return instruction.opname == "LOAD_METHOD" or instruction.argrepr.startswith(("NULL + ", "NULL|self + "))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_MEMOISED_FUNCTIONS)
 def _function_references(code: types.CodeType) -> tuple[Reference, ...]:
     """`_references` of a function's code and of the functions nested in it. Bytecode never
     changes, so this is computed once per function; what the names refer to is looked up on
