@@ -99,6 +99,28 @@ def test_called_tasks_sees_globals_module_attributes_closures_and_nested_functio
     }
 
 
+def test_called_tasks_tells_a_callee_from_an_argument_on_every_supported_python():
+    # 3.11 and 3.12 push a call's NULL before its callee, 3.13 after it: each case reads both ways
+    env = TaskEnvironment("caller")
+    double, triple = helper_tasks.double, helper_tasks.triple
+
+    @env.task
+    def calls_a_closure_variable() -> int:
+        return double(1)
+
+    @env.task
+    def passes_a_closure_variable_next_to_a_call() -> list[object]:
+        return [double, triple(1)]
+
+    @env.task
+    def passes_tasks_to_calls_of_other_callables() -> object:
+        return repr(double), (lambda: print)()(triple)
+
+    assert called_tasks(calls_a_closure_variable) == [helper_tasks.double]
+    assert called_tasks(passes_a_closure_variable_next_to_a_call) == [helper_tasks.triple]
+    assert called_tasks(passes_tasks_to_calls_of_other_callables) == []
+
+
 def test_a_task_whose_hints_cannot_travel_as_json_is_an_error_once_another_environment_calls_it():
     locks = TaskEnvironment("locks")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -321,9 +322,17 @@ _MEMOISED_FUNCTIONS = 65_536
 cache smaller than the program it serves evicts every entry before it is read again."""
 
 
+_NULL_AFTER_CALLEE = sys.version_info >= (3, 13)
+"""Where a call's NULL goes: from 3.13 after the callee (`LOAD_DEREF f; PUSH_NULL`), before it
+(`PUSH_NULL; LOAD_DEREF f`) in 3.11 and 3.12."""
+
+
 def _pushes_null(instruction: dis.Instruction) -> bool:
-    """A load that is the callee of a call (3.11+: NULL pushed with it, or a method load)."""
-    return instruction.opname == "LOAD_METHOD" or instruction.argrepr.startswith(("NULL + ", "NULL|self + "))
+    """A load that is the callee of a call: a method load, or a load that pushes a NULL with its
+    value, which `dis` shows as `NULL + name` (3.11, 3.12) or `name + NULL` (3.13)."""
+    return instruction.opname == "LOAD_METHOD" or any(
+        part in ("NULL", "NULL|self") for part in instruction.argrepr.split(" + ")
+    )
 
 
 @functools.lru_cache(maxsize=_MEMOISED_FUNCTIONS)
@@ -360,10 +369,12 @@ def _references(code: types.CodeType, own_closure: bool) -> list[Reference]:
                 instruction
             )  # a NULL pushed with the head: the chain's end is called
             continue
+        if opname == "PUSH_NULL" and _NULL_AFTER_CALLEE and current is not None:
+            called = True
         close()
         had_callee, previous_callee = previous_callee, ""
         if opname == "PUSH_NULL":
-            null_pushed, previous_callee = True, had_callee
+            null_pushed, previous_callee = not _NULL_AFTER_CALLEE, had_callee
             continue
         if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
             current = ("global", argval, [])
