@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from flyte_infra.devbox.cluster import CPU_NODES, NODES, _gpu_node
 from flyte_infra.devbox.gobuild import GoBinary, GoRecipe, build
 from flyte_infra.devbox.layout import Layout
 from flyte_infra.devbox.pki import ClusterPKI
+from flyte_infra.devbox.pythons import _dev_requirements, other_interpreters, venv_python
 from flyte_infra.devbox.supervisor import Program, Supervisor, wait_until
 from flyte_infra.devbox.toolchain import PULUMI_VERSION, _installed
 from flyte_infra.errors import ServiceError
@@ -143,3 +145,61 @@ def test_gpu_nodes_offer_their_gpus_behind_the_nvidia_taint_with_every_preset_la
     products = {gpu.product for gpu in NODES}
     assert {"NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB", "NVIDIA-A100-SXM4-80GB"} <= products
     assert CPU_NODES
+
+
+def _fake_python(path: Path, implementation: str, version: str, exit_code: int = 0) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f'#!/bin/sh\necho "{path} {implementation} {version}"\nexit {exit_code}\n')
+    path.chmod(0o755)
+
+
+def test_other_interpreters_are_pyenvs_newest_cpython_of_each_minor_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions = tmp_path / "pyenv" / "versions"
+    _fake_python(versions / "3.19.2" / "bin" / "python3.19", "cpython", "3.19.2")
+    _fake_python(versions / "3.19.10" / "bin" / "python3.19", "cpython", "3.19.10")  # newer than .2
+    _fake_python(versions / "3.18.1" / "bin" / "python3.18", "pypy", "3.18.1")  # not CPython
+    _fake_python(versions / "3.17.0" / "bin" / "python3.17", "cpython", "3.17.0", exit_code=1)  # broken
+    running = sys.version_info
+    own = f"{running.major}.{running.minor}.{running.micro}"
+    _fake_python(versions / own / "bin" / f"python3.{running.minor}", "cpython", own)  # the running one
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert other_interpreters() == {"3.19.10": versions / "3.19.10" / "bin" / "python3.19"}
+
+
+def test_a_test_venv_puts_the_checkout_on_its_path_and_is_made_once(tmp_path: Path) -> None:
+    project = tmp_path / "checkout"
+    (project / "probe_package").mkdir(parents=True)
+    (project / "probe_package" / "__init__.py").write_text("NAME = 'from the checkout'\n")
+    (project / "pyproject.toml").write_text('[project]\nname = "probe"\nversion = "0"\n')
+    layout = Layout(run=tmp_path / "run", state=tmp_path / "state", cache=tmp_path / "cache")
+    python = venv_python(Path(sys.executable), "test", project, layout)
+    imported = subprocess.run(
+        [python, "-c", "import probe_package, sys; print(probe_package.NAME, sys.prefix)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert imported.stdout.split(" ", 3) == [
+        "from",
+        "the",
+        "checkout",
+        f"{tmp_path}/cache/venvs/cpython-test\n",
+    ]
+    made = python.stat().st_mtime_ns
+    assert venv_python(Path(sys.executable), "test", project, layout) == python
+    assert python.stat().st_mtime_ns == made  # the venv was kept
+
+
+def test_dev_requirements_expand_the_projects_own_extras(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "flyte-infra"\ndependencies = ["pydantic>=2"]\n'
+        "[project.optional-dependencies]\n"
+        'pulumi = ["pulumi==3.0"]\ndevbox = ["supervisor"]\n'
+        'dev = ["flyte-infra[pulumi, devbox]", "pytest"]\n'
+    )
+    assert sorted(_dev_requirements(pyproject)) == ["pulumi==3.0", "pydantic>=2", "pytest", "supervisor"]

@@ -6,6 +6,7 @@ status                       what runs, exit 1 if anything is down
 verify                       build, push and run a tiny image; check the cluster
 env                          shell exports pointing tools at the services
 toolchain                    the Pulumi CLI and plugins (built into the cache when missing)
+pythons                      a venv per other CPython here (3.11+) for the fast tests; their pythons
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from ..errors import FlyteInfraError
 from .apt import ensure_packages
@@ -24,6 +26,7 @@ from .cluster import Cluster
 from .docker import PACKAGES as DOCKER_PACKAGES
 from .docker import DockerServices
 from .layout import Layout
+from .pythons import other_interpreters, venv_python
 from .report import step
 from .supervisor import Supervisor, devbox_lock
 from .toolchain import ensure_toolchain
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "verify", "env", "toolchain"])
+    parser.add_argument("command", choices=[*_COMMANDS])
     parser.add_argument("scope", nargs="?", default="all", choices=["docker", "cluster", "all"])
     args = parser.parse_args(argv)
     layout = Layout.from_environment()
@@ -134,4 +137,22 @@ def toolchain(layout: Layout, scope: str) -> int:
     return 0
 
 
-_COMMANDS = {"up": up, "down": down, "status": status, "verify": verify, "env": env, "toolchain": toolchain}
+def pythons(layout: Layout, scope: str) -> int:
+    project = Path(__file__).resolve().parents[2]
+    for version, interpreter in other_interpreters().items():
+        started = time.monotonic()
+        python = venv_python(interpreter, version, project, layout)
+        step("pythons", f"CPython {version}: {python}", started)
+        print(python)
+    return 0
+
+
+_COMMANDS = {
+    "up": up,
+    "down": down,
+    "status": status,
+    "verify": verify,
+    "env": env,
+    "toolchain": toolchain,
+    "pythons": pythons,
+}
