@@ -139,7 +139,10 @@ def toolchain(layout: Layout, scope: str) -> int:
 
 def pythons(layout: Layout, scope: str) -> int:
     project = Path(__file__).resolve().parents[2]
-    for version, interpreter in other_interpreters().items():
+    interpreters = other_interpreters()
+    if not interpreters:
+        step("pythons", f"no CPython 3.11+ here besides this {sys.version.split()[0]}")
+    for version, interpreter in interpreters.items():
         started = time.monotonic()
         python = venv_python(interpreter, version, project, layout)
         step("pythons", f"CPython {version}: {python}", started)
