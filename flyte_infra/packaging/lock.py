@@ -47,6 +47,7 @@ __all__ = [
     "lock_path",
     "read_lock",
     "uv_version",
+    "write_atomically",
     "write_lock",
 ]
 
@@ -180,10 +181,16 @@ class Lock:
         group = self.group(environment)
         return [group.packages[name] for name in group.closures[environment]]
 
+    def resolution(self, item: LockInput) -> LockGroup | None:
+        """The group that resolved exactly `item` (its input and environments), if any."""
+        for group in self.groups:
+            if group.input_hash == item.input_hash and group.environments == item.environments:
+                return group
+        return None
+
     def stale(self, inputs: Iterable[LockInput]) -> list[LockInput]:
         """The inputs this lock has no up-to-date resolution for."""
-        known = {(group.input_hash, group.environments) for group in self.groups}
-        return [item for item in inputs if (item.input_hash, item.environments) not in known]
+        return [item for item in inputs if self.resolution(item) is None]
 
     def restricted_to(self, inputs: Iterable[LockInput]) -> Lock:
         """The groups `inputs` still need (resolutions of removed environments dropped)."""
@@ -254,8 +261,12 @@ def write_lock(lock: Lock, path: Path) -> None:
             for group in sorted(lock.groups, key=lambda group: group.environments)
         ],
     }
-    text = _HEADER.format(platform=PLATFORM) + tomli_w.dumps(document)
-    temporary = path.with_name(path.name + ".tmp")
+    write_atomically(path, _HEADER.format(platform=PLATFORM) + tomli_w.dumps(document))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file of this process, so a reader never sees half."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
     temporary.replace(path)
 

@@ -34,6 +34,7 @@ from .lock import (
     lock_path,
     read_lock,
     uv_version,
+    write_atomically,
     write_lock,
 )
 
@@ -75,14 +76,8 @@ def uv_binary() -> Path:
 
 def resolve(inputs: Iterable[LockInput], previous: Lock | None = None, path: Path | None = None) -> Lock:
     """A lock with a resolution for each input, reusing `previous`'s groups that are up to date."""
-    known = {group.input_hash: group for group in (previous.groups if previous else ())}
-    groups = []
-    for item in inputs:
-        group = known.get(item.input_hash)
-        groups.append(
-            group if group is not None and group.environments == item.environments else resolve_group(item)
-        )
-    return Lock(tuple(groups), path)
+    previous = previous or Lock()
+    return Lock(tuple(previous.resolution(item) or resolve_group(item) for item in inputs), path)
 
 
 def resolve_group(item: LockInput) -> LockGroup:
@@ -131,9 +126,7 @@ def _store_resolution(key: str, group: LockGroup, ordered: list[str]) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(document))
-        temporary.replace(path)
+        write_atomically(path, json.dumps(document))
     except OSError:
         pass  # a cache that cannot be written only costs time
 

@@ -31,7 +31,7 @@ def fetch_wheel(package: LockedPackage, client: httpx.Client | None = None) -> P
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     own_client = client is None
-    client = client or httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=True)
+    client = client or _client()
     try:
         with client.stream("GET", package.url) as response, partial.open("wb") as out:
             response.raise_for_status()
@@ -60,7 +60,7 @@ def fetch_wheel(package: LockedPackage, client: httpx.Client | None = None) -> P
 def write_wheels(layers: Iterable[Layer], context: Path) -> None:
     """Put each layer's wheels, and uv, into `context/wheels/<key>/` (hard links where possible)."""
     uv = uv_binary()
-    with httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=True) as client:
+    with _client() as client:
         for layer in layers:
             folder = context / "wheels" / layer.key
             folder.mkdir(parents=True, exist_ok=True)
@@ -71,6 +71,10 @@ def write_wheels(layers: Iterable[Layer], context: Path) -> None:
             for package in layer.packages:
                 _link(fetch_wheel(package, client), folder / package.filename)
             _link(uv, folder / "uv")
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=True)
 
 
 def _link(source: Path, target: Path) -> None:
