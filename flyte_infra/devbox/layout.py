@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..packaging.lock import cache_dir
+
 __all__ = ["Layout"]
 
 
@@ -26,11 +28,10 @@ class Layout:
 
     @classmethod
     def from_environment(cls) -> Layout:
-        cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         return cls(
             run=Path(os.environ.get("FLYTE_INFRA_RUN", "/run/flyte-infra")),
             state=Path(os.environ.get("FLYTE_INFRA_STATE", "/var/lib/flyte-infra")),
-            cache=Path(cache_home) / "flyte-infra",
+            cache=cache_dir(),
         )
 
     @property

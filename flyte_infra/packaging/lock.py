@@ -58,9 +58,9 @@ Ubuntu 20.04+, the python:3.x images). Kubernetes nodes here are amd64."""
 LOCK_FORMAT = 1
 
 
-def cache_dir(kind: str) -> Path:
-    """`$XDG_CACHE_HOME/flyte-infra/<kind>` (default `~/.cache/...`): where locked wheels and
-    resolutions are kept between runs."""
+def cache_dir(kind: str = "") -> Path:
+    """`$XDG_CACHE_HOME/flyte-infra/<kind>` (default `~/.cache/...`): where locked wheels,
+    resolutions and the devbox's builds are kept between runs; the root without `kind`."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flyte-infra" / kind
 
 
