@@ -419,16 +419,8 @@ class TaskEnvironment(SpecModel):
             big = train.clone_with("train-big", resources=Resources(gpu="H100:8"))
             ```
         """
-        flyte_options = (
-            "reusable",
-            "pod_template",
-            "cache",
-            "queue",
-            "interruptible",
-            "include",
-            "plugin_config",
-            "shared_lock",
-        )
+        kept_options = ("reusable", "pod_template", "cache", "queue", "interruptible", "shared_lock")
+        flyte_options = (*kept_options, "include", "plugin_config")  # the last two are not fields
         unknown = sorted(set(options) - set(flyte_options))
         if unknown:
             raise InvalidSpecError(
@@ -436,7 +428,7 @@ class TaskEnvironment(SpecModel):
                 "clone_with",
                 f"unknown field(s) {', '.join(unknown)} (allowed: {', '.join(type(self).model_fields)})",
             )
-        kept = {option: getattr(self, option) for option in (*flyte_options[:5], "shared_lock")}
+        kept = {option: getattr(self, option) for option in kept_options}
         if image is None and self._built_from is not None:
             image, own_packages = (
                 self._built_from,
