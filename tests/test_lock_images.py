@@ -75,13 +75,13 @@ def test_a_chain_stores_each_package_layer_once(chain_images):
 def test_a_rebuild_without_the_layer_cache_pushes_no_package_bytes_when_only_code_changed(
     docker_services, tmp_path
 ):
-    settings_for = lambda program: stack_for(program, docker_services.environment()["FLYTE_INFRA_BASE_IMAGE"])  # noqa: E731
+    base = docker_services.environment()["FLYTE_INFRA_BASE_IMAGE"]
     first = load_program(str(_chain(tmp_path / "v1", extra=1)))
-    before = build_images(first, settings_for(first), tmp_path / "build1", lock=program_lock(first))
+    before = build_images(first, stack_for(first, base), tmp_path / "build1", lock=program_lock(first))
     docker("builder", "prune", "-af")
     second = load_program(str(_chain(tmp_path / "v2", extra=2)))
     refs = build_images(
-        second, settings_for(second), tmp_path / "build2", lock=program_lock(second), no_cache=True
+        second, stack_for(second, base), tmp_path / "build2", lock=program_lock(second), no_cache=True
     )
     for environment in ("data", "serve"):
         old, new = manifest_layers(before[environment]), manifest_layers(refs[environment])
